@@ -1,0 +1,198 @@
+"""The tpkb command line. It parses arguments and prints; the work is done elsewhere.
+
+Exit status: 0 all coded (or all cases passed); 1 a case failed; 2 bad input, a bad
+case file or a KB error (the rest of the batch is still coded); 3 an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import click
+
+from .api import code as code_batch
+from .api import default_kb_path
+from .cases import run_cases
+from .engine import KB, KBError, SolveError
+from .explain import format_outcome
+from .facts import encounter_facts
+from .load import Encounter, InputProblem, assign_keys, iter_jsonl, load_paths
+
+FORMATS = click.Choice(["text", "json", "jsonl"])
+
+
+class Ctx:
+    def __init__(self, kb_path: Path):
+        self.kb_path = kb_path
+        self._kb: KB | None = None
+        self.problems = 0
+
+    @property
+    def kb(self) -> KB:
+        if self._kb is None:
+            self._kb = KB.load(self.kb_path)
+        return self._kb
+
+    def report(self, problems: Iterable[InputProblem]) -> None:
+        for p in problems:
+            self.problems += 1
+            click.echo(f"error: {p}", err=True)
+
+
+@click.group()
+@click.option("--kb", "kb_path", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="KB folder holding main.lp (default: $TPKB_KB, else the bundled KB).")
+@click.version_option(package_name="tpkb")
+@click.pass_context
+def main(ctx: click.Context, kb_path: Path | None) -> None:
+    """Code and explain needle-procedure encounters (CPT 20552/20553, 20560/20561, 76942/77002/77021)."""
+    ctx.obj = Ctx(kb_path or default_kb_path())
+
+
+def _batches(ctx: Ctx, paths: tuple[str, ...], batch_size: int) -> Iterator[list[Encounter]]:
+    """Encounters (and the encounters of cases) in batches; errors are reported as found."""
+    if paths == ("-",):
+        stream = iter_jsonl(sys.stdin, "<stdin>", ctx.kb.profiles())
+        while True:
+            chunk = list(islice(stream, batch_size))
+            if not chunk:
+                return
+            batch = []
+            for enc, problems in chunk:
+                ctx.report(problems)
+                if enc:
+                    batch.append(enc)
+            assign_keys(batch)
+            yield batch
+        return
+    loaded = load_paths(paths, ctx.kb.profiles())
+    ctx.report(loaded.problems)
+    encounters = loaded.encounters + [c.encounter for c in loaded.cases]
+    for i in range(0, len(encounters), batch_size):
+        yield encounters[i:i + batch_size]
+
+
+def _emit(outcomes: Iterator[dict], fmt: str, explain: bool) -> None:
+    if fmt == "jsonl":
+        for out in outcomes:
+            click.echo(json.dumps(out))
+    elif fmt == "json":
+        click.echo('{"encounters": [', nl=False)
+        for i, out in enumerate(outcomes):
+            click.echo(("," if i else "") + "\n" + json.dumps(out, indent=None), nl=False)
+        click.echo("\n]}")
+    else:
+        for out in outcomes:
+            click.echo(format_outcome(out, explain=explain))
+            click.echo()
+
+
+def _run(ctx: Ctx, paths, fmt: str, explain: bool, batch_size: int) -> None:
+    def outcomes():
+        for batch in _batches(ctx, paths, batch_size):
+            if batch:
+                yield from code_batch(ctx.kb, batch, explain=explain)
+
+    try:
+        ctx.kb  # load (and check) the KB before anything is printed
+        _emit(outcomes(), fmt, explain)
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    sys.exit(2 if ctx.problems else 0)
+
+
+def _fail_kb(exc: Exception) -> None:
+    messages = exc.messages if isinstance(exc, KBError) else [str(exc)]
+    for m in messages:
+        click.echo(f"kb error: {m}", err=True)
+    sys.exit(2)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--explain", is_flag=True, help="Include the explanation trees.")
+@click.option("--batch-size", type=click.IntRange(1), default=10000, show_default=True,
+              help="Encounters grounded and solved together in one program.")
+@click.pass_obj
+def code(ctx: Ctx, paths, fmt, explain, batch_size) -> None:
+    """Code encounter or case files (YAML, JSON, JSONL; directories; '-' for JSONL on stdin)."""
+    _run(ctx, paths, fmt, explain, batch_size)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.pass_obj
+def explain(ctx: Ctx, paths, fmt) -> None:
+    """Code files and explain every line, finding and verdict by the rules that derived it."""
+    _run(ctx, paths, fmt, True, 10000)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.pass_obj
+def facts(ctx: Ctx, paths) -> None:
+    """Print the facts each encounter becomes (the input of the KB)."""
+    try:
+        side_words = ctx.kb.side_words()
+        for batch in _batches(ctx, paths, 10000):
+            for enc in batch:
+                where = f"{enc.file}:{enc.line}" if enc.line else enc.file
+                click.echo(f"% encounter {enc.id} ({where})")
+                for sym in encounter_facts(enc, side_words):
+                    click.echo(f"{sym}.")
+    except KBError as exc:
+        _fail_kb(exc)
+    sys.exit(2 if ctx.problems else 0)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("-k", "keyword", default=None, help="Only cases whose name contains this text.")
+@click.option("--coverage", is_flag=True, help="List every rule id with the number of cases firing it.")
+@click.pass_obj
+def test(ctx: Ctx, paths, keyword, coverage) -> None:
+    """Run case files (default: cases/) and print 'N passed, M failed'."""
+    try:
+        run = run_cases(ctx.kb, list(paths) or ["cases"], keyword)
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    ctx.report(run.problems)
+    for result in run.failed:
+        click.echo(result.report())
+        click.echo()
+    if coverage:
+        counts = {rid: 0 for rid in ctx.kb.rules}
+        for result in run.results:
+            for rid in result.outcome.get("fired", []):
+                counts[rid] += 1
+        for rid in sorted(counts):
+            click.echo(f"{counts[rid]:5d}  {rid}")
+    if keyword is None and run.results:
+        unfired = sorted(set(ctx.kb.rules) - run.fired)
+        if unfired:
+            click.echo(f"rules fired by no case ({len(unfired)}): {', '.join(unfired)}")
+    failed = len(run.failed)
+    click.echo(f"{len(run.results) - failed} passed, {failed} failed")
+    if ctx.problems:
+        sys.exit(2)
+    if failed or not run.results:
+        sys.exit(1)
+
+
+def run() -> None:
+    """Entry point: no tracebacks for a person at a terminal."""
+    try:
+        main(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (please report this with the input)", err=True)
+        sys.exit(3)

@@ -1,0 +1,323 @@
+"""Decode one batch's answer set into an outcome per encounter, and explain each line,
+finding and verdict as a tree of the rules that derived it."""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from typing import Iterable
+
+import re
+
+from clingo.symbol import Function, Number, String, Symbol, SymbolType
+
+from .engine import FIRED, KB, BodyItem, Pattern, Rule, instantiate, render
+from .facts import INPUTS, encounter_facts
+from .load import Encounter
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+MAX_DEPTH = 40
+MAX_MATCHES = 50
+
+
+def show(sym, fmt: str = "") -> str:
+    """A value as a person reads it: strings bare, constants by name, dates as YYYY-MM-DD."""
+    if isinstance(sym, Pattern) or not isinstance(sym, Symbol):
+        return str(sym)
+    if sym.type == SymbolType.String:
+        return sym.string
+    if sym.type == SymbolType.Number:
+        n = sym.number
+        if fmt == "date" and 10000101 <= n <= 99991231:
+            return f"{n // 10000:04d}-{n // 100 % 100:02d}-{n % 100:02d}"
+        return str(n)
+    if sym.type == SymbolType.Function and not sym.arguments:
+        return sym.name
+    if sym.type == SymbolType.Function and sym.name == "":
+        return "(" + ", ".join(show(a) for a in sym.arguments) + ")"
+    return str(sym)
+
+
+def render_label(rule: Rule, bindings: dict[str, Symbol]) -> str:
+    def sub(match):
+        name, fmt = match.group(1), match.group(2) or ""
+        return show(bindings[name], fmt) if name in bindings else match.group(0)
+
+    return re.sub(r"\{(\w+)(?::(\w+))?\}", sub, rule.label)
+
+
+class Answer:
+    """The answer set of one batch, split by encounter key.
+
+    Each symbol is decoded once: clingo's accessors are calls into C, the bulk of the
+    cost of a large batch."""
+
+    def __init__(self, kb: KB, symbols: Iterable[Symbol], mode: str = "full"):
+        self.kb, self.mode = kb, mode
+        self.atoms: dict[str, list[tuple[str, list[Symbol]]]] = defaultdict(list)
+        self.firings: dict[str, list[tuple]] = defaultdict(list)
+        for sym in symbols:
+            args = sym.arguments
+            name = sym.name
+            if name == FIRED:
+                self.firings[args[0].string].append((args[1].string, args[2], args[3].arguments))
+            else:
+                self.atoms[args[0].string].append((name, args))
+        self.severity = {a.arguments[0].name: a.arguments[1].name for a in kb.reference_atoms("finding_severity")}
+        self._global_index: dict[Symbol, list[tuple]] | None = None
+
+    def derivations(self, key: str) -> dict[Symbol, list[tuple]]:
+        index: dict[Symbol, list[tuple]] = defaultdict(list)
+        for rid, head, values in self.firings.get(key, ()):
+            index[head].append((rid, values))
+        return index
+
+    def global_derivations(self) -> dict[Symbol, list[tuple]]:
+        """Firings of rules about the reference tables alone (no encounter id)."""
+        if self._global_index is None:
+            self._global_index = self.derivations("")
+        return self._global_index
+
+    def fired(self, key: str) -> set[str]:
+        return {rid for rid, _, _ in self.firings.get(key, ())}
+
+    def fired_anywhere(self) -> set[str]:
+        return {rid for entries in self.firings.values() for rid, _, _ in entries}
+
+    def outcome(self, enc: Encounter, *, explain: bool = False) -> dict:
+        return _Outcome(self, enc).build(explain)
+
+
+class _Outcome:
+    def __init__(self, answer: Answer, enc: Encounter):
+        self.answer, self.kb, self.enc = answer, answer.kb, enc
+        self.key = enc.key or enc.id
+        self._index: dict | None = None
+        self._facts: list[Symbol] | None = None
+
+    @property
+    def index(self) -> dict[Symbol, list[tuple]]:
+        if self._index is None:
+            self._index = self.answer.derivations(self.key)
+        return self._index
+
+    # -- the outcome record
+    def build(self, explain: bool) -> dict:
+        lines, mods, verdicts = {}, defaultdict(list), {}
+        findings: dict[tuple, dict] = {}
+        reasons: dict[int, dict[tuple, dict]] = defaultdict(dict)
+        for name, args in self.answer.atoms.get(self.key, ()):
+            if name == "line":
+                lines[args[1].string] = args[2].number
+            elif name == "line_modifier":
+                mods[args[1].string].append(args[2].string)
+            elif name == "verdict":
+                verdicts[args[1].number] = args[2].name
+            elif name == "finding":  # plain mode: no firing atoms to take messages from
+                fid = args[1].name
+                findings.setdefault((fid, str(args[2])), self.finding(fid, args[2], None, None))
+            elif name == "reject_reason":
+                rid = args[2].name
+                reasons[args[1].number].setdefault((rid, str(args[3])), {"id": rid, "message": rid})
+        for rid, head, values in self.answer.firings.get(self.key, ()):
+            kind = head.name
+            if kind == "finding":
+                hargs = head.arguments
+                fid = hargs[1].name
+                k = (fid, str(hargs[2]))
+                if k not in findings:
+                    findings[k] = self.finding(fid, hargs[2], self.kb.rules[rid], values)
+            elif kind == "reason" or kind == "unmatched_reason":
+                hargs = head.arguments
+                rule = self.kb.rules[rid]
+                reason = hargs[2].name
+                k = (reason, str(hargs[3]))
+                if k not in reasons[hargs[1].number]:
+                    message = render_label(rule, rule.bindings(values))
+                    reasons[hargs[1].number][k] = {"id": reason, "rule": rule.id, "message": message,
+                                                   "source": rule.source}
+        out: dict = {
+            "id": self.enc.id,
+            "date": self.enc.date.isoformat(),
+            "payer": self.enc.payer,
+            "lines": [
+                {"code": code, "units": lines[code], "modifiers": sorted(mods.get(code, []))}
+                for code in sorted(lines)
+            ],
+            "findings": sorted(
+                findings.values(),
+                key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["id"], f["subject"]),
+            ),
+        }
+        if self.enc.billed is not None:
+            out["billed"] = []
+            for b, line in enumerate(self.enc.billed, start=1):
+                details = sorted(reasons.get(b, {}).values(), key=lambda r: r["id"])
+                out["billed"].append({
+                    "code": line.code, "units": line.units, "modifiers": sorted(line.modifiers),
+                    "verdict": verdicts.get(b, "reject"),
+                    "reasons": [f"{r['id']}: {r['message']}" for r in details],
+                    "reason_details": details,
+                })
+        if self.answer.mode == "full":
+            out["fired"] = sorted(self.answer.fired(self.key))
+        if explain:
+            out["explanation"] = self.explanation(lines, mods, findings, verdicts, reasons)
+        return out
+
+    def finding(self, fid: str, subject: Symbol, rule: Rule | None, values) -> dict:
+        message = render_label(rule, rule.bindings(values)) if rule else fid
+        if fid == "muscle_unmatched" and subject.type == SymbolType.Number:
+            near = self.kb.suggest(self.enc.procedures[subject.number - 1].muscle)
+            if near:
+                message += ". Did you mean: " + ", ".join(near) + "?"
+        return {
+            "id": fid,
+            "severity": self.answer.severity.get(fid, "warning"),
+            "subject": show(subject),
+            "message": message,
+            "rule": rule.id if rule else "",
+            "source": rule.source if rule else "",
+        }
+
+    # -- explanation trees
+    def explanation(self, lines, mods, findings, verdicts, reasons) -> list[dict]:
+        e = String(self.key)
+        out = []
+        for code in sorted(lines):
+            atom = Function("line", [e, String(code), Number(lines[code])])
+            out.append({"conclusion": f"line {code} x{lines[code]}", "tree": self.tree(atom)})
+            for m in sorted(mods.get(code, [])):
+                atom = Function("line_modifier", [e, String(code), String(m)])
+                out.append({"conclusion": f"modifier {m} on {code}", "tree": self.tree(atom)})
+        wanted = {"finding": [], "verdict": [], "reject_reason": []}
+        for name, args in self.answer.atoms.get(self.key, ()):
+            if name in wanted:
+                wanted[name].append(Function(name, args))
+        for atom in sorted(wanted["finding"], key=str):
+            out.append({"conclusion": f"finding {atom.arguments[1].name} ({show(atom.arguments[2])})",
+                        "tree": self.tree(atom)})
+        for atom in sorted(wanted["verdict"], key=str):
+            b = atom.arguments[1].number
+            out.append({"conclusion": f"billed line {b}: {verdicts[b]}", "tree": self.tree(atom)})
+        for atom in sorted(wanted["reject_reason"], key=str):
+            out.append({"conclusion": f"billed line {atom.arguments[1].number}: reason {atom.arguments[2].name}",
+                        "tree": self.tree(atom)})
+        return out
+
+    def facts(self) -> list[Symbol]:
+        if self._facts is None:
+            self._facts = encounter_facts(self.enc, self.kb.side_words())
+        return self._facts
+
+    def known(self) -> Iterable[Symbol]:
+        yield from self.index
+        yield from self.answer.global_derivations()
+        yield from self.facts()
+
+    def tree(self, atom, depth: int = 0) -> list[dict]:
+        """The derivations of `atom`: one node per rule firing that derived it, or a fact leaf."""
+        if isinstance(atom, Pattern):
+            matches = [a for a in self.known() if atom.matches(a)]
+            if not matches:
+                return [self.leaf(atom)]
+            nodes = []
+            for a in sorted(set(matches), key=str)[:MAX_MATCHES]:
+                nodes.extend(self.tree(a, depth))
+            return nodes
+        firings = self.index.get(atom) or self.answer.global_derivations().get(atom)
+        if not firings:
+            return [self.leaf(atom)]
+        if depth >= MAX_DEPTH:
+            return [{"atom": str(atom), "truncated": True}]
+        return [self.node(atom, self.kb.rules[rid], values, depth) for rid, values in firings]
+
+    def leaf(self, atom) -> dict:
+        name = atom.name
+        if name in INPUTS:
+            origin = "encounter"
+        else:
+            origin = self.kb.fact_names.get(name, "kb")
+        return {"atom": str(atom), "fact": origin}
+
+    def node(self, atom: Symbol, rule: Rule, values, depth: int) -> dict:
+        bindings = rule.bindings(values)
+        because: list[dict] = []
+        held: list[str] = []
+        for item in rule.body:
+            self.body_item(item, bindings, because, held, depth)
+        node = {
+            "atom": str(atom),
+            "rule": rule.id,
+            "label": render_label(rule, bindings),
+            "source": rule.source,
+            "at": f"{rule.file}:{rule.line}",
+            "because": because,
+        }
+        if held:
+            node["held"] = held
+        return node
+
+    def body_item(self, item: BodyItem, bindings, because, held, depth) -> None:
+        if item.kind == "atom":
+            value = instantiate(item.term, bindings)
+            if item.negated:
+                held.append(f"not {value}")
+            else:
+                because.extend(self.tree(value, depth + 1))
+        elif item.kind == "aggregate":
+            children = []
+            for cond in item.conditions:
+                children.extend(self.tree(instantiate(cond, bindings), depth + 1))
+            because.append({"aggregate": render(item.term, bindings), "because": children})
+        else:
+            held.append(render(item.term, bindings))
+
+
+# ---------------------------------------------------------------------- text
+def format_tree(nodes: list[dict], indent: int = 0) -> list[str]:
+    pad = "  " * indent
+    out = []
+    for node in nodes:
+        if "rule" in node:
+            out.append(f"{pad}{node['rule']}: {node['label']}   [{node['at']}]")
+            out.append(f"{pad}  source: {node['source']}")
+            out.extend(format_tree(node["because"], indent + 1))
+            for h in node.get("held", []):
+                out.append(f"{pad}  held: {h}")
+        elif "aggregate" in node:
+            out.append(f"{pad}counted: {node['aggregate']}")
+            out.extend(format_tree(node["because"], indent + 1))
+        elif node.get("truncated"):
+            out.append(f"{pad}... {node['atom']}")
+        else:
+            out.append(f"{pad}fact: {node['atom']}   ({node['fact']})")
+    return out
+
+
+def format_outcome(out: dict, *, explain: bool = False) -> str:
+    lines = [f"{out['id']}  {out['date']}  profile {out['payer']}"]
+    if out["lines"]:
+        lines.append("  lines:")
+        for ln in out["lines"]:
+            mods = ("-" + "-".join(ln["modifiers"])) if ln["modifiers"] else ""
+            lines.append(f"    {ln['code']}{mods} x{ln['units']}")
+    else:
+        lines.append("  lines: none")
+    if out["findings"]:
+        lines.append("  findings:")
+        for f in out["findings"]:
+            lines.append(f"    {f['severity']:<7} {f['id']}: {f['message']}  [{f['rule']}]")
+    if "billed" in out:
+        lines.append("  audit:")
+        for i, b in enumerate(out["billed"], start=1):
+            mods = ("-" + "-".join(b["modifiers"])) if b["modifiers"] else ""
+            lines.append(f"    {i}. {b['code']}{mods} x{b['units']}: {b['verdict']}")
+            for r in b["reasons"]:
+                lines.append(f"         {r}")
+    if explain and "explanation" in out:
+        lines.append("  explanation:")
+        for item in out["explanation"]:
+            lines.append(f"    {item['conclusion']}")
+            lines.extend(format_tree(item["tree"], 3))
+    return "\n".join(lines)
