@@ -38,9 +38,10 @@ class Result:
             for i, b in enumerate(out.get("billed", []), start=1):
                 lines.append(f"    billed {i}. {b['code']}: {b['verdict']}")
                 lines += [f"      {r}" for r in b["reasons"]]
+            seen: set = set()
             for item in out.get("explanation", []):
                 lines.append(f"    why {item['conclusion']}:")
-                lines += format_tree(item["tree"], 3)
+                lines += format_tree(item["tree"], 3, seen)
         return "\n".join(lines)
 
 

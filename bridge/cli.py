@@ -77,13 +77,17 @@ def _batches(ctx: Ctx, paths: tuple[str, ...], batch_size: int) -> Iterator[list
 
 
 def _emit(outcomes: Iterator[dict], fmt: str, explain: bool) -> None:
+    outcomes = iter(outcomes)
     if fmt == "jsonl":
         for out in outcomes:
             click.echo(json.dumps(out))
     elif fmt == "json":
+        first = next(outcomes, None)  # solve the first batch before printing anything
         click.echo('{"encounters": [', nl=False)
-        for i, out in enumerate(outcomes):
-            click.echo(("," if i else "") + "\n" + json.dumps(out, indent=None), nl=False)
+        if first is not None:
+            click.echo("\n" + json.dumps(first), nl=False)
+            for out in outcomes:
+                click.echo(",\n" + json.dumps(out), nl=False)
         click.echo("\n]}")
     else:
         for out in outcomes:
@@ -173,7 +177,7 @@ def test(ctx: Ctx, paths, keyword, coverage) -> None:
                 counts[rid] += 1
         for rid in sorted(counts):
             click.echo(f"{counts[rid]:5d}  {rid}")
-    if keyword is None and run.results:
+    if not paths and keyword is None and run.results:
         unfired = sorted(set(ctx.kb.rules) - run.fired)
         if unfired:
             click.echo(f"rules fired by no case ({len(unfired)}): {', '.join(unfired)}")

@@ -36,7 +36,7 @@ PUBLIC = {("line", 3), ("line_modifier", 3), ("finding", 3), ("verdict", 3), ("r
 # Conclusions whose message is the label of the rule that derived them. Mode "messages"
 # instruments only the rules deriving these: enough for an outcome, cheap for big batches.
 # Their firing atoms carry the conclusions too, so that mode does not show these:
-MESSAGE_HEADS = {("finding", 3), ("reason", 4), ("unmatched_reason", 4)}
+MESSAGE_HEADS = {("finding", 3), ("reason", 4)}
 MESSAGE_HIDDEN = {("finding", 3), ("reject_reason", 4)}
 MODES = ("full", "messages", "plain")
 

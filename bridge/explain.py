@@ -106,6 +106,24 @@ class _Outcome:
         lines, mods, verdicts = {}, defaultdict(list), {}
         findings: dict[tuple, dict] = {}
         reasons: dict[int, dict[tuple, dict]] = defaultdict(dict)
+        # Firings first: they carry the messages; bare atoms (plain mode) only fill gaps.
+        for rid, head, values in self.answer.firings.get(self.key, ()):
+            kind = head.name
+            if kind == "finding":
+                hargs = head.arguments
+                fid = hargs[1].name
+                k = (fid, str(hargs[2]))
+                if k not in findings:
+                    findings[k] = self.finding(fid, hargs[2], self.kb.rules[rid], values)
+            elif kind == "reason":
+                hargs = head.arguments
+                rule = self.kb.rules[rid]
+                reason = hargs[2].name
+                k = (reason, str(hargs[3]))
+                if k not in reasons[hargs[1].number]:
+                    message = render_label(rule, rule.bindings(values))
+                    reasons[hargs[1].number][k] = {"id": reason, "rule": rule.id, "message": message,
+                                                   "source": rule.source}
         for name, args in self.answer.atoms.get(self.key, ()):
             if name == "line":
                 lines[args[1].string] = args[2].number
@@ -119,23 +137,6 @@ class _Outcome:
             elif name == "reject_reason":
                 rid = args[2].name
                 reasons[args[1].number].setdefault((rid, str(args[3])), {"id": rid, "message": rid})
-        for rid, head, values in self.answer.firings.get(self.key, ()):
-            kind = head.name
-            if kind == "finding":
-                hargs = head.arguments
-                fid = hargs[1].name
-                k = (fid, str(hargs[2]))
-                if k not in findings:
-                    findings[k] = self.finding(fid, hargs[2], self.kb.rules[rid], values)
-            elif kind == "reason" or kind == "unmatched_reason":
-                hargs = head.arguments
-                rule = self.kb.rules[rid]
-                reason = hargs[2].name
-                k = (reason, str(hargs[3]))
-                if k not in reasons[hargs[1].number]:
-                    message = render_label(rule, rule.bindings(values))
-                    reasons[hargs[1].number][k] = {"id": reason, "rule": rule.id, "message": message,
-                                                   "source": rule.source}
         out: dict = {
             "id": self.enc.id,
             "date": self.enc.date.isoformat(),
@@ -219,6 +220,8 @@ class _Outcome:
         """The derivations of `atom`: one node per rule firing that derived it, or a fact leaf."""
         if isinstance(atom, Pattern):
             matches = [a for a in self.known() if atom.matches(a)]
+            if not matches and atom.name in self.kb.fact_names:
+                matches = [a for a in self.kb.reference_atoms(atom.name) if atom.matches(a)]
             if not matches:
                 return [self.leaf(atom)]
             nodes = []
@@ -275,19 +278,27 @@ class _Outcome:
 
 
 # ---------------------------------------------------------------------- text
-def format_tree(nodes: list[dict], indent: int = 0) -> list[str]:
+def format_tree(nodes: list[dict], indent: int = 0, seen: set | None = None) -> list[str]:
+    """Indented text of explanation nodes. A conclusion already explained above (in `seen`)
+    is named again but not expanded twice."""
+    seen = set() if seen is None else seen
     pad = "  " * indent
     out = []
     for node in nodes:
         if "rule" in node:
+            key = (node["atom"], node["rule"], node["label"])
+            if key in seen:
+                out.append(f"{pad}{node['rule']}: {node['label']}   (explained above)")
+                continue
+            seen.add(key)
             out.append(f"{pad}{node['rule']}: {node['label']}   [{node['at']}]")
             out.append(f"{pad}  source: {node['source']}")
-            out.extend(format_tree(node["because"], indent + 1))
+            out.extend(format_tree(node["because"], indent + 1, seen))
             for h in node.get("held", []):
                 out.append(f"{pad}  held: {h}")
         elif "aggregate" in node:
             out.append(f"{pad}counted: {node['aggregate']}")
-            out.extend(format_tree(node["because"], indent + 1))
+            out.extend(format_tree(node["because"], indent + 1, seen))
         elif node.get("truncated"):
             out.append(f"{pad}... {node['atom']}")
         else:
@@ -317,7 +328,8 @@ def format_outcome(out: dict, *, explain: bool = False) -> str:
                 lines.append(f"         {r}")
     if explain and "explanation" in out:
         lines.append("  explanation:")
+        seen: set = set()
         for item in out["explanation"]:
             lines.append(f"    {item['conclusion']}")
-            lines.extend(format_tree(item["tree"], 3))
+            lines.extend(format_tree(item["tree"], 3, seen))
     return "\n".join(lines)

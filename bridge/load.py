@@ -346,7 +346,7 @@ class _Reader:
             rejected = []
             values = self.seq(node, "rejected", fld + ".rejected") or []
             for i in range(len(values)):
-                code = self.code(values, i, f"{fld}.rejected[{i}]")
+                code = self.code({"code": values[i]}, "code", f"{fld}.rejected[{i}]")
                 if code:
                     rejected.append(code)
             out["rejected"] = rejected

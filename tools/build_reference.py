@@ -41,8 +41,20 @@ def const(name: str):
     return ("const", name)
 
 
+# KB ADDITIONS to the draft lexicon's side words: ways of writing a side seen in clinical
+# notes that the draft misses ("R and L trapezius" is the AAPC example of four muscles,
+# coding-facts.md section 5). Cases: cases/muscles/side_words_added.yaml.
+EXTRA_SIDE_WORDS = {
+    "right": ["rt."],
+    "left": ["lt."],
+    "bilateral": ["r and l", "l and r", "r & l", "l & r", "rt and lt", "lt and rt"],
+}
+
+
 def build_muscles(data: Path) -> str:
     lex = json.loads((data / "muscle_lexicon.draft.json").read_text())
+    for side, words in EXTRA_SIDE_WORDS.items():
+        lex["laterality"][side] = lex["laterality"][side] + words
     out = [
         "%* Muscle lexicon: the muscles, their names, groups, region terms and side words.",
         "",
@@ -115,7 +127,8 @@ def build_muscles(data: Path) -> str:
         for m in muscles:
             out.append(fact("ambiguous_name", text, const(m)))
     out.append("")
-    out.append("%*! side_word(Text, Side): Text written before or after a muscle gives its side. *%")
+    out.append("%*! side_word(Text, Side): Text written before or after a muscle gives its side.")
+    out.append("    Includes the KB additions in tools/build_reference.py (EXTRA_SIDE_WORDS). *%")
     for side, words in lex["laterality"].items():
         for w in sorted({norm(w) for w in words}):
             out.append(fact("side_word", w, const(side)))

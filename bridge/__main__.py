@@ -1,0 +1,5 @@
+"""python -m bridge: the tpkb command."""
+
+from .cli import run
+
+run()

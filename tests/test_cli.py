@@ -1,0 +1,165 @@
+"""The tpkb command: malformed input gives one clear line per problem and exit 2 while the
+rest is still coded; user text never becomes program text; one solve per batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import main
+from bridge.engine import KB
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+id: good-1
+date: 2025-06-02
+procedures:
+  - muscle: trapezius
+    side: left
+    injectate: [lidocaine]
+"""
+
+BAD = {
+    "missing_date.yaml": ("procedures:\n  - muscle: trapezius\n    injectate: []\n", "date: required"),
+    "unknown_side.yaml": ("date: 2025-06-02\nprocedures:\n  - muscle: trapezius\n    side: up\n    injectate: []\n",
+                          "procedures[0].side: unknown side 'up'"),
+    "no_injectate.yaml": ("date: 2025-06-02\nprocedures:\n  - muscle: trapezius\n", "procedures[0].injectate: required"),
+    "not_a_list.yaml": ("date: 2025-06-02\nprocedures:\n  - muscle: trapezius\n    injectate: lidocaine\n",
+                        "procedures[0].injectate: must be a list"),
+    "bad_code.yaml": (GOOD.replace("good-1", "bad-code") + "billed:\n  - code: 2055X3\n", "billed[0].code: '2055X3' is not"),
+    "broken.yaml": ("date: 2025-06-02\nprocedures: [\n  - muscle: trapezius\n", "broken YAML"),
+}
+
+
+def tpkb(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True,
+                          input=stdin, cwd=ROOT)
+
+
+def test_malformed_inputs_one_line_each_rest_still_coded(tmp_path):
+    (tmp_path / "good.yaml").write_text(GOOD)
+    for name, (text, _) in BAD.items():
+        (tmp_path / name).write_text(text)
+    proc = tpkb("code", str(tmp_path), "--format", "json")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == len(BAD), errors
+    for name, (_, field_message) in BAD.items():
+        line = next(e for e in errors if f"{name}" in e)
+        assert field_message in line, line
+    assert [e["id"] for e in json.loads(proc.stdout)["encounters"]] == ["good-1"]
+
+
+def test_error_names_line_and_case(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c1\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures:\n"
+                    "    - muscle: trapezius\n      side: sideways\n      injectate: []\nexpect:\n  lines: []\n")
+    proc = tpkb("code", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: {path}:7: case 'c1': encounter.procedures[0].side: "
+                                   "unknown side 'sideways' (use left, right or bilateral)")
+
+
+def test_jsonl_bad_record_names_line_others_coded(tmp_path):
+    path = tmp_path / "day.jsonl"
+    path.write_text(json.dumps({"id": "a", "date": "2025-01-02", "procedures": [{"muscle": "SCM", "side": "left", "injectate": []}]})
+                    + "\n{not json\n"
+                    + json.dumps({"id": "c", "procedures": []}) + "\n")
+    proc = tpkb("code", str(path), "--format", "jsonl")
+    assert proc.returncode == 2
+    assert f"{path}:2: broken JSON" in proc.stderr and f"{path}:3: date: required" in proc.stderr
+    assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ["a"]
+
+
+HOSTILE = 'trapezius"). line(E,"20553",1) :- encounter(E). %'
+
+
+def test_asp_in_a_muscle_name_changes_nothing(code_one):
+    out = code_one(procedures=[{"muscle": HOSTILE, "side": "left", "injectate": ["x"]},
+                               {"muscle": "levator scapulae", "side": "left", "injectate": ["x\"). #false."]}])
+    assert [ln["code"] for ln in out["lines"]] == ["20552"]
+    unmatched = [f for f in out["findings"] if f["id"] == "muscle_unmatched"]
+    # The text is read as text (normalised: lower case, commas as spaces), nothing more.
+    assert len(unmatched) == 1 and 'line(e "20553" 1) :- encounter(e). %' in unmatched[0]["message"]
+
+
+def test_facts_quote_user_text(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"id": "h", "date": "2025-06-02",
+                                "procedures": [{"muscle": HOSTILE, "injectate": []}]}))
+    proc = tpkb("facts", str(path))
+    assert proc.returncode == 0
+    assert 'procedure("h",1,"trapezius\\"). line(e \\"20553\\" 1) :- encounter(e). %").' in proc.stdout
+
+
+def test_a_directory_of_1000_encounters_is_one_solve(tmp_path, monkeypatch):
+    for i in range(1000):
+        (tmp_path / f"e{i:04d}.json").write_text(json.dumps(
+            {"id": f"e{i}", "date": "2025-06-02",
+             "procedures": [{"muscle": ["trapezius", "SCM", "QL"][i % 3], "side": "left", "injectate": []}]}))
+    calls = []
+    real = KB.solve
+
+    def counting(self, facts, **kw):
+        calls.append(1)
+        return real(self, facts, **kw)
+
+    monkeypatch.setattr(KB, "solve", counting)
+    result = CliRunner().invoke(main, ["code", str(tmp_path), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 1000
+    assert len(calls) == 1
+
+
+def test_stdin_jsonl_streams_in_batches(monkeypatch):
+    records = "".join(json.dumps({"id": f"s{i}", "date": "2025-06-02",
+                                  "procedures": [{"muscle": "trapezius", "side": "left", "injectate": []}]}) + "\n"
+                      for i in range(25))
+    proc = tpkb("code", "-", "--format", "jsonl", "--batch-size", "10", stdin=records)
+    assert proc.returncode == 0, proc.stderr
+    outs = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [o["id"] for o in outs] == [f"s{i}" for i in range(25)]
+    assert all(o["lines"] == [{"code": "20560", "units": 1, "modifiers": []}] for o in outs)
+
+
+def test_same_id_twice_in_one_batch_does_not_mix(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"id": "x", "date": "2025-06-02", "procedures": [
+        {"muscle": "trapezius", "side": "bilateral", "injectate": ["l"]}, {"muscle": "SCM", "side": "left", "injectate": ["l"]}]}))
+    (tmp_path / "b.json").write_text(json.dumps({"id": "x", "date": "2025-06-02", "procedures": [
+        {"muscle": "trapezius", "side": "left", "injectate": ["l"]}]}))
+    proc = tpkb("code", str(tmp_path), "--format", "jsonl")
+    assert [json.loads(x)["lines"][0]["code"] for x in proc.stdout.splitlines()] == ["20553", "20552"]
+
+
+def test_tpkb_test_reports_failure_with_diff_and_explanation(tmp_path):
+    path = tmp_path / "fail.yaml"
+    path.write_text("name: wrong-count\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures:\n"
+                    "    - {muscle: trapezius, side: bilateral, injectate: [l]}\nexpect:\n  lines: [{code: 20553}]\n")
+    proc = tpkb("test", str(path))
+    assert proc.returncode == 1
+    assert f"{path}:1: case 'wrong-count' failed" in proc.stdout
+    assert "lines: expected 20553 x1; got 20552 x1" in proc.stdout
+    assert "calls_for_20552: 2 muscle(s) injected (1 or 2) call for 20552" in proc.stdout
+    assert proc.stdout.strip().endswith("0 passed, 1 failed")
+
+
+def test_tpkb_test_case_with_nothing_to_check_fails(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("name: nothing\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures: []\nexpect: {findings: []}\n")
+    proc = tpkb("test", str(path))
+    assert proc.returncode != 0
+    assert "nothing to check" in proc.stderr
+
+
+def test_tpkb_test_unknown_rule_id_is_an_error(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures: []\nexpect: {fired: [calls_for_2053]}\n")
+    proc = tpkb("test", str(path))
+    assert proc.returncode == 2 and "unknown rule id 'calls_for_2053'" in proc.stderr
