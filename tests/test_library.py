@@ -29,3 +29,21 @@ def test_every_finding_id_has_a_severity(kb):
 
     used = set(re.findall(r"finding\(E, (\w+),", text))
     assert used and used <= severities, used - severities
+
+
+def test_schema_names_exactly_the_keys_the_loader_accepts():
+    import json
+
+    from bridge import load
+
+    defs = json.loads((ROOT / "cases" / "schema.json").read_text())["$defs"]
+    pairs = {"case": load.CASE_KEYS, "encounter": load.ENCOUNTER_KEYS, "procedure": load.PROCEDURE_KEYS,
+             "guidance": load.GUIDANCE_KEYS, "billed": load.BILLED_KEYS, "expect": load.EXPECT_KEYS,
+             "line": load.LINE_KEYS}
+    for name, keys in pairs.items():
+        assert set(defs[name]["properties"]) == keys, name
+    profiles = set(defs["encounter"]["properties"]["payer"]["enum"])
+    from bridge.api import default_kb_path
+    from bridge.engine import KB
+
+    assert profiles == set(KB.load(default_kb_path()).profiles())
