@@ -389,7 +389,8 @@ def expand(paths: Iterable[str | Path]) -> tuple[list[Path], list[InputProblem]]
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            files.extend(sorted(f for f in path.rglob("*") if f.suffix in SUFFIXES and f.is_file()))
+            files.extend(sorted(f for f in path.rglob("*") if f.suffix in SUFFIXES and f.is_file()
+                                and not f.name.endswith(".schema.json")))
         elif path.is_file():
             files.append(path)
         else:

@@ -36,7 +36,7 @@ def test_schema_names_exactly_the_keys_the_loader_accepts():
 
     from bridge import load
 
-    defs = json.loads((ROOT / "cases" / "schema.json").read_text())["$defs"]
+    defs = json.loads((ROOT / "cases" / "tpkb.schema.json").read_text())["$defs"]
     pairs = {"case": load.CASE_KEYS, "encounter": load.ENCOUNTER_KEYS, "procedure": load.PROCEDURE_KEYS,
              "guidance": load.GUIDANCE_KEYS, "billed": load.BILLED_KEYS, "expect": load.EXPECT_KEYS,
              "line": load.LINE_KEYS}
