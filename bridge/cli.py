@@ -14,8 +14,7 @@ from typing import Iterable, Iterator
 
 import click
 
-from .api import code as code_batch
-from .api import default_kb_path
+from .api import code_batches, default_jobs, default_kb_path
 from .cases import run_cases
 from .engine import KB, KBError, SolveError
 from .explain import format_outcome
@@ -76,34 +75,34 @@ def _batches(ctx: Ctx, paths: tuple[str, ...], batch_size: int) -> Iterator[list
         yield encounters[i:i + batch_size]
 
 
-def _emit(outcomes: Iterator[dict], fmt: str, explain: bool) -> None:
-    outcomes = iter(outcomes)
-    if fmt == "jsonl":
-        for out in outcomes:
-            click.echo(json.dumps(out))
-    elif fmt == "json":
-        first = next(outcomes, None)  # solve the first batch before printing anything
+def render_json(out: dict, explain: bool) -> str:
+    return json.dumps(out)
+
+
+def render_text(out: dict, explain: bool) -> str:
+    return format_outcome(out, explain=explain) + "\n"
+
+
+def _emit(records: Iterator[str], fmt: str) -> None:
+    records = iter(records)
+    if fmt == "json":
+        first = next(records, None)  # solve the first batch before printing anything
         click.echo('{"encounters": [', nl=False)
         if first is not None:
-            click.echo("\n" + json.dumps(first), nl=False)
-            for out in outcomes:
-                click.echo(",\n" + json.dumps(out), nl=False)
+            click.echo("\n" + first, nl=False)
+            for record in records:
+                click.echo(",\n" + record, nl=False)
         click.echo("\n]}")
     else:
-        for out in outcomes:
-            click.echo(format_outcome(out, explain=explain))
-            click.echo()
+        for record in records:
+            click.echo(record)
 
 
-def _run(ctx: Ctx, paths, fmt: str, explain: bool, batch_size: int) -> None:
-    def outcomes():
-        for batch in _batches(ctx, paths, batch_size):
-            if batch:
-                yield from code_batch(ctx.kb, batch, explain=explain)
-
+def _run(ctx: Ctx, paths, fmt: str, explain: bool, batch_size: int, jobs: int) -> None:
+    render = render_text if fmt == "text" else render_json
     try:
         ctx.kb  # load (and check) the KB before anything is printed
-        _emit(outcomes(), fmt, explain)
+        _emit(code_batches(ctx.kb, _batches(ctx, paths, batch_size), explain=explain, render=render, jobs=jobs), fmt)
     except (KBError, SolveError) as exc:
         _fail_kb(exc)
     sys.exit(2 if ctx.problems else 0)
@@ -120,12 +119,14 @@ def _fail_kb(exc: Exception) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--explain", is_flag=True, help="Include the explanation trees.")
-@click.option("--batch-size", type=click.IntRange(1), default=10000, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=5000, show_default=True,
               help="Encounters grounded and solved together in one program.")
+@click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores",
+              help="Batches coded at once, each in its own process.")
 @click.pass_obj
-def code(ctx: Ctx, paths, fmt, explain, batch_size) -> None:
+def code(ctx: Ctx, paths, fmt, explain, batch_size, jobs) -> None:
     """Code encounter or case files (YAML, JSON, JSONL; directories; '-' for JSONL on stdin)."""
-    _run(ctx, paths, fmt, explain, batch_size)
+    _run(ctx, paths, fmt, explain, batch_size, jobs)
 
 
 @main.command()
@@ -134,7 +135,7 @@ def code(ctx: Ctx, paths, fmt, explain, batch_size) -> None:
 @click.pass_obj
 def explain(ctx: Ctx, paths, fmt) -> None:
     """Code files and explain every line, finding and verdict by the rules that derived it."""
-    _run(ctx, paths, fmt, True, 10000)
+    _run(ctx, paths, fmt, True, 5000, 1)
 
 
 @main.command()
@@ -144,7 +145,7 @@ def facts(ctx: Ctx, paths) -> None:
     """Print the facts each encounter becomes (the input of the KB)."""
     try:
         side_words = ctx.kb.side_words()
-        for batch in _batches(ctx, paths, 10000):
+        for batch in _batches(ctx, paths, 5000):
             for enc in batch:
                 where = f"{enc.file}:{enc.line}" if enc.line else enc.file
                 click.echo(f"% encounter {enc.id} ({where})")

@@ -57,6 +57,9 @@ class KBError(Exception):
         self.messages = list(dict.fromkeys(messages))
         super().__init__("\n".join(self.messages))
 
+    def __reduce__(self):  # keep the messages when passed back from a worker process
+        return (KBError, (self.messages,))
+
 
 class SolveError(Exception):
     """The program did not have exactly one answer set."""

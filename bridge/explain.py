@@ -20,30 +20,82 @@ MAX_DEPTH = 40
 MAX_MATCHES = 50
 
 
-def show(sym, fmt: str = "") -> str:
+class Const(str):
+    """A clingo constant (a function without arguments), shown by its name."""
+
+
+class Text(str):
+    """Any other compound term, shown as clingo writes it (tuples as "(a, b)")."""
+
+
+class Decoder:
+    """Python values of clingo symbols, each distinct symbol decoded once per batch.
+
+    clingo's accessors are calls into C and dominate the cost of a large batch. clingo
+    interns symbols, so the raw symbol value (Symbol._rep) identifies equal symbols with
+    no call; where a clingo version lacks it, the Symbol itself is the key."""
+
+    def __init__(self):
+        self.cache: dict = {}
+
+    def __call__(self, sym: Symbol):
+        key = getattr(sym, "_rep", sym)
+        try:
+            return self.cache[key]
+        except KeyError:
+            value = self.cache[key] = _decode(sym)
+            return value
+
+
+def _decode(sym: Symbol):
+    kind = sym.type
+    if kind == SymbolType.String:
+        return sym.string
+    if kind == SymbolType.Number:
+        return sym.number
+    if kind == SymbolType.Function:
+        args = sym.arguments
+        if not args:
+            return Const(sym.name)
+        if sym.name == "":
+            return Text("(" + ", ".join(show_value(_decode(a)) for a in args) + ")")
+    return Text(str(sym))
+
+
+def show_value(value, fmt: str = "") -> str:
     """A value as a person reads it: strings bare, constants by name, dates as YYYY-MM-DD."""
+    if isinstance(value, int) and fmt == "date" and 10000101 <= value <= 99991231:
+        return f"{value // 10000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
+    return str(value)
+
+
+def show(sym, fmt: str = "") -> str:
     if isinstance(sym, Pattern) or not isinstance(sym, Symbol):
         return str(sym)
-    if sym.type == SymbolType.String:
-        return sym.string
-    if sym.type == SymbolType.Number:
-        n = sym.number
-        if fmt == "date" and 10000101 <= n <= 99991231:
-            return f"{n // 10000:04d}-{n // 100 % 100:02d}-{n % 100:02d}"
-        return str(n)
-    if sym.type == SymbolType.Function and not sym.arguments:
-        return sym.name
-    if sym.type == SymbolType.Function and sym.name == "":
-        return "(" + ", ".join(show(a) for a in sym.arguments) + ")"
-    return str(sym)
+    return show_value(_decode(sym), fmt)
 
 
-def render_label(rule: Rule, bindings: dict[str, Symbol]) -> str:
-    def sub(match):
-        name, fmt = match.group(1), match.group(2) or ""
-        return show(bindings[name], fmt) if name in bindings else match.group(0)
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_LABELS: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
 
-    return re.sub(r"\{(\w+)(?::(\w+))?\}", sub, rule.label)
+
+def render_label(rule: Rule, values, decode=_decode) -> str:
+    """The rule's label with each {Var} replaced by the rule's value for it."""
+    parts = _LABELS.get((rule.id, rule.label))
+    if parts is None:
+        parts, pos = [], 0
+        for match in _PLACEHOLDER.finditer(rule.label):
+            index = rule.variables.index(match.group(1)) if match.group(1) in rule.variables else -1
+            parts.append((rule.label[pos:match.start()], index, match.group(2) or ""))
+            pos = match.end()
+        parts.append((rule.label[pos:], -2, ""))
+        _LABELS[(rule.id, rule.label)] = parts
+    out = []
+    for text, index, fmt in parts:
+        out.append(text)
+        if index >= 0:
+            out.append(show_value(decode(values[index]), fmt))
+    return "".join(out)
 
 
 class Answer:
@@ -54,15 +106,16 @@ class Answer:
 
     def __init__(self, kb: KB, symbols: Iterable[Symbol], mode: str = "full"):
         self.kb, self.mode = kb, mode
+        self.decode = decode = Decoder()
         self.atoms: dict[str, list[tuple[str, list[Symbol]]]] = defaultdict(list)
         self.firings: dict[str, list[tuple]] = defaultdict(list)
         for sym in symbols:
             args = sym.arguments
             name = sym.name
             if name == FIRED:
-                self.firings[args[0].string].append((args[1].string, args[2], args[3].arguments))
+                self.firings[decode(args[0])].append((decode(args[1]), args[2], args[3].arguments))
             else:
-                self.atoms[args[0].string].append((name, args))
+                self.atoms[decode(args[0])].append((name, args))
         self.severity = {a.arguments[0].name: a.arguments[1].name for a in kb.reference_atoms("finding_severity")}
         self._global_index: dict[Symbol, list[tuple]] | None = None
 
@@ -106,37 +159,36 @@ class _Outcome:
         lines, mods, verdicts = {}, defaultdict(list), {}
         findings: dict[tuple, dict] = {}
         reasons: dict[int, dict[tuple, dict]] = defaultdict(dict)
+        d = self.answer.decode
+        rules = self.kb.rules
         # Firings first: they carry the messages; bare atoms (plain mode) only fill gaps.
         for rid, head, values in self.answer.firings.get(self.key, ()):
-            kind = head.name
+            rule = rules[rid]
+            kind = rule.head.name  # from the rule, not the symbol: no call into clingo
             if kind == "finding":
-                hargs = head.arguments
-                fid = hargs[1].name
-                k = (fid, str(hargs[2]))
+                _, fid, subject = head.arguments
+                k = (d(fid), d(subject))
                 if k not in findings:
-                    findings[k] = self.finding(fid, hargs[2], self.kb.rules[rid], values)
+                    findings[k] = self.finding(k[0], subject, rule, values)
             elif kind == "reason":
-                hargs = head.arguments
-                rule = self.kb.rules[rid]
-                reason = hargs[2].name
-                k = (reason, str(hargs[3]))
-                if k not in reasons[hargs[1].number]:
-                    message = render_label(rule, rule.bindings(values))
-                    reasons[hargs[1].number][k] = {"id": reason, "rule": rule.id, "message": message,
-                                                   "source": rule.source}
+                _, b, reason, other = head.arguments
+                b, k = d(b), (d(reason), d(other))
+                if k not in reasons[b]:
+                    reasons[b][k] = {"id": k[0], "rule": rule.id, "message": render_label(rule, values, d),
+                                     "source": rule.source}
         for name, args in self.answer.atoms.get(self.key, ()):
             if name == "line":
-                lines[args[1].string] = args[2].number
+                lines[d(args[1])] = d(args[2])
             elif name == "line_modifier":
-                mods[args[1].string].append(args[2].string)
+                mods[d(args[1])].append(d(args[2]))
             elif name == "verdict":
-                verdicts[args[1].number] = args[2].name
+                verdicts[d(args[1])] = d(args[2])
             elif name == "finding":  # plain mode: no firing atoms to take messages from
-                fid = args[1].name
-                findings.setdefault((fid, str(args[2])), self.finding(fid, args[2], None, None))
+                k = (d(args[1]), d(args[2]))
+                findings.setdefault(k, self.finding(k[0], args[2], None, None))
             elif name == "reject_reason":
-                rid = args[2].name
-                reasons[args[1].number].setdefault((rid, str(args[3])), {"id": rid, "message": rid})
+                k = (d(args[2]), d(args[3]))
+                reasons[d(args[1])].setdefault(k, {"id": k[0], "message": k[0]})
         out: dict = {
             "id": self.enc.id,
             "date": self.enc.date.isoformat(),
@@ -167,15 +219,17 @@ class _Outcome:
         return out
 
     def finding(self, fid: str, subject: Symbol, rule: Rule | None, values) -> dict:
-        message = render_label(rule, rule.bindings(values)) if rule else fid
-        if fid == "muscle_unmatched" and subject.type == SymbolType.Number:
-            near = self.kb.suggest(self.enc.procedures[subject.number - 1].muscle)
+        d = self.answer.decode
+        message = render_label(rule, values, d) if rule else fid
+        subject_value = d(subject)
+        if fid == "muscle_unmatched" and isinstance(subject_value, int):
+            near = self.kb.suggest(self.enc.procedures[subject_value - 1].muscle)
             if near:
                 message += ". Did you mean: " + ", ".join(near) + "?"
         return {
             "id": fid,
             "severity": self.answer.severity.get(fid, "warning"),
-            "subject": show(subject),
+            "subject": show_value(subject_value),
             "message": message,
             "rule": rule.id if rule else "",
             "source": rule.source if rule else "",
@@ -252,7 +306,7 @@ class _Outcome:
         node = {
             "atom": str(atom),
             "rule": rule.id,
-            "label": render_label(rule, bindings),
+            "label": render_label(rule, values),
             "source": rule.source,
             "at": f"{rule.file}:{rule.line}",
             "because": because,

@@ -4,6 +4,7 @@ a String symbol and is never pasted into program text."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Collection, Iterable, Iterator
 
 from clingo.symbol import Function, Number, String, Symbol
@@ -19,6 +20,13 @@ INPUTS = {
 
 _SPACE = re.compile(r"[\s,]+")
 _SPLIT_WORDS = 3  # the longest side phrase ("left and right") has three words
+
+
+# Strings, numbers and constants repeat across a batch (muscle texts, substances, codes,
+# indexes); building each once saves calls into clingo, the main cost of a large batch.
+_string = lru_cache(maxsize=1 << 16)(String)
+_number = lru_cache(maxsize=4096)(Number)
+_constant = lru_cache(maxsize=256)(lambda name: Function(name))
 
 
 def normalise(text: str) -> str:
@@ -43,28 +51,28 @@ def encounter_facts(enc: Encounter, side_words: Collection[str]) -> list[Symbol]
     facts = [
         Function("encounter", [e]),
         Function("date", [e, Number(d.year * 10000 + d.month * 100 + d.day)]),
-        Function("payer", [e, String(enc.payer)]),
+        Function("payer", [e, _string(enc.payer)]),
     ]
-    facts.extend(Function("diagnosis", [e, String(code)]) for code in enc.diagnoses)
+    facts.extend(Function("diagnosis", [e, _string(code)]) for code in enc.diagnoses)
     for p, proc in enumerate(enc.procedures, start=1):
-        n = Number(p)
+        n = _number(p)
         text = normalise(proc.muscle)
-        facts.append(Function("procedure", [e, n, String(text)]))
-        facts.extend(Function("procedure_split", [e, n, String(w), String(r)]) for w, r in splits(text, side_words))
+        facts.append(Function("procedure", [e, n, _string(text)]))
+        facts.extend(Function("procedure_split", [e, n, _string(w), _string(r)]) for w, r in splits(text, side_words))
         if proc.side:
-            facts.append(Function("side", [e, n, Function(proc.side)]))
-        facts.extend(Function("injectate", [e, n, String(s)]) for s in proc.injectate)
+            facts.append(Function("side", [e, n, _constant(proc.side)]))
+        facts.extend(Function("injectate", [e, n, _string(s)]) for s in proc.injectate)
     for g, guide in enumerate(enc.guidance, start=1):
-        n = Number(g)
-        facts.append(Function("guidance", [e, n, Function(guide.modality)]))
+        n = _number(g)
+        facts.append(Function("guidance", [e, n, _constant(guide.modality)]))
         if guide.necessity:
-            facts.append(Function("guidance_necessity", [e, n, String(guide.necessity)]))
+            facts.append(Function("guidance_necessity", [e, n, _string(guide.necessity)]))
         if guide.images_recorded:
             facts.append(Function("guidance_images", [e, n]))
     for b, line in enumerate(enc.billed or [], start=1):
-        n = Number(b)
-        facts.append(Function("billed", [e, n, String(line.code), Number(line.units)]))
-        facts.extend(Function("billed_modifier", [e, n, String(m)]) for m in line.modifiers)
+        n = _number(b)
+        facts.append(Function("billed", [e, n, _string(line.code), _number(line.units)]))
+        facts.extend(Function("billed_modifier", [e, n, _string(m)]) for m in line.modifiers)
     return facts
 
 

@@ -163,3 +163,28 @@ def test_tpkb_test_unknown_rule_id_is_an_error(tmp_path):
     path.write_text("name: typo\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures: []\nexpect: {fired: [calls_for_2053]}\n")
     proc = tpkb("test", str(path))
     assert proc.returncode == 2 and "unknown rule id 'calls_for_2053'" in proc.stderr
+
+
+def test_parallel_batches_print_what_one_process_prints(tmp_path):
+    path = tmp_path / "day.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "120", "11"], stdout=path.open("w"), check=True)
+    serial = tpkb("code", str(path), "--format", "jsonl", "--jobs", "1", "--batch-size", "1000")
+    parallel = tpkb("code", str(path), "--format", "jsonl", "--jobs", "2", "--batch-size", "25")
+    assert serial.returncode == parallel.returncode == 0, parallel.stderr
+    assert serial.stdout == parallel.stdout
+    assert len(serial.stdout.splitlines()) == 120
+
+
+def test_kb_error_in_a_worker_process_is_reported(tmp_path):
+    import shutil
+
+    kb_copy = tmp_path / "kb"
+    shutil.copytree(ROOT / "kb", kb_copy)
+    codes = kb_copy / "rules" / "codes.lp"
+    codes.write_text(codes.read_text().replace("injected_count(E, N), N >= 3", "injected_cuont(E, N), N >= 3"))
+    path = tmp_path / "day.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "30", "3"], stdout=path.open("w"), check=True)
+    proc = tpkb("--kb", str(kb_copy), "code", str(path), "--format", "jsonl", "--jobs", "2", "--batch-size", "10")
+    assert proc.returncode == 2
+    assert "kb error: kb/rules/codes.lp:" in proc.stderr and "injected_cuont" in proc.stderr
+    assert "Traceback" not in proc.stderr
