@@ -380,31 +380,39 @@ def _annotations(text: str, rel: str, errors: list[str]) -> dict[int, dict]:
 _LOC = ast.Location(ast.Position("<tpkb>", 0, 0), ast.Position("<tpkb>", 0, 0))
 
 
-def _signature(head) -> tuple[str, int] | None:
-    if head.ast_type == ast.ASTType.Literal and head.atom.ast_type == ast.ASTType.SymbolicAtom:
-        sym = head.atom.symbol
-        if sym.ast_type == ast.ASTType.Function:
-            return (sym.name, len(sym.arguments))
-        if sym.ast_type == ast.ASTType.SymbolicTerm and sym.symbol.type == SymbolType.Function:
-            return (sym.symbol.name, len(sym.symbol.arguments))
+def _term_signature(term) -> tuple[str, int] | None:
+    """name/arity of an atom's term, written as a function or as a plain constant."""
+    if term.ast_type == ast.ASTType.Function:
+        return (term.name, len(term.arguments))
+    if term.ast_type == ast.ASTType.SymbolicTerm and term.symbol.type == SymbolType.Function:
+        return (term.symbol.name, len(term.symbol.arguments))
     return None
 
 
-def _collect_signatures(node, out: set) -> None:
-    if node.ast_type == ast.ASTType.SymbolicAtom:
-        term = node.symbol
-        if term.ast_type == ast.ASTType.Function:
-            out.add((term.name, len(term.arguments)))
-        elif term.ast_type == ast.ASTType.SymbolicTerm and term.symbol.type == SymbolType.Function:
-            out.add((term.symbol.name, len(term.symbol.arguments)))
-        return
+def _signature(head) -> tuple[str, int] | None:
+    if head.ast_type == ast.ASTType.Literal and head.atom.ast_type == ast.ASTType.SymbolicAtom:
+        return _term_signature(head.atom.symbol)
+    return None
+
+
+def _children(node) -> Iterator:
     for key in node.child_keys:
         child = getattr(node, key)
         if child is None:
             continue
         for item in child if isinstance(child, (list, ast.ASTSequence)) else [child]:
             if isinstance(item, ast.AST):
-                _collect_signatures(item, out)
+                yield item
+
+
+def _collect_signatures(node, out: set) -> None:
+    if node.ast_type == ast.ASTType.SymbolicAtom:
+        sig = _term_signature(node.symbol)
+        if sig:
+            out.add(sig)
+        return
+    for child in _children(node):
+        _collect_signatures(child, out)
 
 
 def _variables(node, out: list[str]) -> None:
@@ -412,13 +420,8 @@ def _variables(node, out: list[str]) -> None:
         if node.name != "_" and node.name not in out:
             out.append(node.name)
         return
-    for key in node.child_keys:
-        child = getattr(node, key)
-        if child is None:
-            continue
-        for item in child if isinstance(child, (list, ast.ASTSequence)) else [child]:
-            if isinstance(item, ast.AST):
-                _variables(item, out)
+    for child in _children(node):
+        _variables(child, out)
 
 
 def _global_variables(rule) -> tuple[str, ...]:

@@ -3,7 +3,6 @@ finding and verdict as a tree of the rules that derived it."""
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from typing import Iterable
 

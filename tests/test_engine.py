@@ -3,7 +3,6 @@ file is reported with the .lp file and line; clingo warnings are failures."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bridge.api import default_kb_path, solve_batch
-from bridge.engine import FIRED, KB, KBError
+from bridge.engine import FIRED, KB, KBError, SolveError
+from bridge.facts import batch_facts
 from bridge.load import load_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +32,6 @@ def public(symbols) -> set[str]:
 
 
 def test_instrumented_kb_concludes_exactly_what_the_plain_kb_concludes(kb, library):
-    from bridge.facts import batch_facts
-
     facts = batch_facts(library, kb.side_words())
     plain = kb.solve(facts, mode="plain")
     full = kb.solve(facts, mode="full")
@@ -65,7 +63,7 @@ def test_every_rejected_line_has_a_reason(kb, library):
 def test_every_conclusion_has_a_firing(kb, library):
     answer = solve_batch(kb, library, mode="full")
     heads = {str(h) for entries in answer.firings.values() for _, h, _ in entries}
-    plain = kb.solve(__import__("bridge.facts", fromlist=["x"]).batch_facts(library, kb.side_words()), mode="plain")
+    plain = kb.solve(batch_facts(library, kb.side_words()), mode="plain")
     assert public(plain) <= heads
 
 
@@ -159,3 +157,27 @@ def test_warnings_fail_even_when_data_triggers_them(kb_copy):
     with pytest.raises(KBError) as err:
         solve_one(kb)
     assert "kb/rules/codes.lp" in str(err.value) and "undefined" in str(err.value)
+
+
+@pytest.mark.parametrize("program,message", [
+    (":- encounter(E).", "no answer set"),
+    ("{ extra }.", "more than one answer set"),
+])
+def test_exactly_one_answer_set_is_insisted_on(kb, program, message):
+    import dataclasses
+
+    from clingo import ast
+
+    extra: list = []
+    ast.parse_string(program, extra.append)
+    broken = dataclasses.replace(kb, plain=kb.plain + extra)
+    facts = batch_facts(load_paths([ROOT / "examples" / "encounter.yaml"], kb.profiles()).encounters, kb.side_words())
+    with pytest.raises(SolveError, match=message):
+        broken.solve(facts, mode="plain")
+
+
+def test_constraint_or_choice_in_a_rule_file_is_refused(kb_copy):
+    path = kb_copy / "rules" / "codes.lp"
+    path.write_text(path.read_text() + "\n%@ rule: no_tpi\n%@ label: x\n%@ source: y\n:- calls_for(E, _).\n")
+    with pytest.raises(KBError, match="head must be a single atom"):
+        KB.load(kb_copy)

@@ -45,10 +45,15 @@ def const(name: str):
 # notes that the draft misses ("R and L trapezius" is the AAPC example of four muscles,
 # coding-facts.md section 5). Cases: cases/muscles/side_words_added.yaml.
 EXTRA_SIDE_WORDS = {
-    "right": ["rt."],
-    "left": ["lt."],
+    "right": ["rt.", "right side", "r side"],
+    "left": ["lt.", "left side", "l side"],
     "bilateral": ["r and l", "l and r", "r & l", "l & r", "rt and lt", "lt and rt"],
 }
+# KB ADDITION: notes often write the word "muscle(s)" after a name ("rhomboid major
+# muscle", "scalene muscles"). Every muscle name also reads with " muscle" after it, and
+# every group name with " muscles", unless that text already means something else.
+# Cases: cases/muscles/muscle_word_added.yaml.
+MUSCLE_WORD, GROUP_WORD = " muscle", " muscles"
 
 
 def build_muscles(data: Path) -> str:
@@ -79,6 +84,11 @@ def build_muscles(data: Path) -> str:
         owners[norm(gname)].add(("group", gid))
     for v in lex["vague"]:
         owners[norm(v)].add(("region", None))
+    for text, kinds in list(owners.items()):
+        suffix = MUSCLE_WORD if all(k in ("name", "part") for k, _ in kinds) else (
+            GROUP_WORD if all(k == "group" for k, _ in kinds) else None)
+        if suffix and not text.endswith(suffix.strip()) and text + suffix not in owners:
+            owners[text + suffix] = set(kinds)
 
     unpaired = [m["id"] for m in lex["muscles"] if not m.get("paired", True)]
     if unpaired:
