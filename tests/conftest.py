@@ -7,21 +7,12 @@ import pytest
 
 from bridge.api import code, default_kb_path, solve_batch
 from bridge.engine import KB
-from bridge.load import Loaded, assign_keys, load_document
+from helpers import encounters
 
 
 @pytest.fixture(scope="session")
 def kb() -> KB:
     return KB.load(default_kb_path())
-
-
-def encounters(kb: KB, *docs: dict):
-    out = Loaded()
-    for i, doc in enumerate(docs):
-        load_document({"date": "2025-06-02", **doc}, "<test>", None, f"t{i}", kb.profiles(), out)
-    assert not out.problems, [str(p) for p in out.problems]
-    assign_keys(out.encounters)
-    return out.encounters
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bridge.load import Loaded, assign_keys, load_document
+
 
 def lines(out: dict) -> set[str]:
     """Lines as '20560-59 x1' strings."""
@@ -25,3 +27,13 @@ def inj(muscle: str, side: str | None = None, injectate=("lidocaine 1%",)) -> di
 
 def dry(muscle: str, side: str | None = None) -> dict:
     return inj(muscle, side, ())
+
+
+def encounters(kb, *docs: dict):
+    """Validated encounters from case-format dicts (date defaults to 2025-06-02)."""
+    out = Loaded()
+    for i, doc in enumerate(docs):
+        load_document({"date": "2025-06-02", **doc}, "<test>", None, f"t{i}", kb.profiles(), out)
+    assert not out.problems, [str(p) for p in out.problems]
+    assign_keys(out.encounters)
+    return out.encounters
