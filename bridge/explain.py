@@ -214,7 +214,7 @@ class _Outcome:
         if self.answer.mode == "full":
             out["fired"] = sorted(self.answer.fired(self.key))
         if explain:
-            out["explanation"] = self.explanation(lines, mods, findings, verdicts, reasons)
+            out["explanation"] = self.explanation(lines, mods, verdicts)
         return out
 
     def finding(self, fid: str, subject: Symbol, rule: Rule | None, values) -> dict:
@@ -235,7 +235,7 @@ class _Outcome:
         }
 
     # -- explanation trees
-    def explanation(self, lines, mods, findings, verdicts, reasons) -> list[dict]:
+    def explanation(self, lines, mods, verdicts) -> list[dict]:
         e = String(self.key)
         out = []
         for code in sorted(lines):
