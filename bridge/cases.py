@@ -147,3 +147,34 @@ def compare(case: Case, out: dict) -> list[str]:
         if rid in fired:
             failures.append(f"not_fired: rule {rid} fired")
     return failures
+
+
+def summary(run: Run) -> dict[str, dict]:
+    """What each case came out as: enough to say later what changed."""
+    out = {}
+    for r in run.results:
+        o = r.outcome
+        out[r.case.name] = {
+            "lines": sorted(_line_text(ln) for ln in o["lines"]),
+            "findings": sorted({f["id"] for f in o["findings"]}),
+            "rejected": sorted(b["code"] for b in o.get("billed", []) if b["verdict"] == "reject"),
+            "fired": sorted(o.get("fired", [])),
+        }
+    return out
+
+
+def changes(before: dict[str, dict], after: dict[str, dict]) -> list[str]:
+    """One line per case whose outcome differs from the previous run, saying how."""
+    lines = []
+    for name in sorted(set(before) & set(after)):
+        old, new, parts = before[name], after[name], []
+        if old["lines"] != new["lines"]:
+            parts.append(f"lines {', '.join(old['lines']) or 'none'} -> {', '.join(new['lines']) or 'none'}")
+        for key, label in (("findings", "findings"), ("rejected", "rejected"), ("fired", "rules")):
+            added = sorted(set(new[key]) - set(old[key]))
+            gone = sorted(set(old[key]) - set(new[key]))
+            if added or gone:
+                parts.append(f"{label} " + " ".join([f"+{x}" for x in added] + [f"-{x}" for x in gone]))
+        if parts:
+            lines.append(f"{name}: " + "; ".join(parts))
+    return lines

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import click
 
 from .api import code_batches, default_jobs, default_kb_path
-from .cases import run_cases
+from .cases import changes, run_cases, summary
 from .engine import KB, KBError, SolveError
 from .explain import format_outcome
 from .facts import encounter_facts
@@ -160,9 +160,14 @@ def facts(ctx: Ctx, paths) -> None:
 @click.argument("paths", nargs=-1)
 @click.option("-k", "keyword", default=None, help="Only cases whose name contains this text.")
 @click.option("--coverage", is_flag=True, help="List every rule id with the number of cases firing it.")
+@click.option("--since", "since", type=click.Path(dir_okay=False, path_type=Path), default=Path(".tpkb/last-test.json"),
+              show_default=True, help="Outcomes of the previous run: cases that changed since are listed, "
+              "and this run's outcomes are written there.")
 @click.pass_obj
-def test(ctx: Ctx, paths, keyword, coverage) -> None:
-    """Run case files (default: cases/) and print 'N passed, M failed'."""
+def test(ctx: Ctx, paths, keyword, coverage, since) -> None:
+    """Run case files (default: cases/) and print 'N passed, M failed'.
+
+    Also lists the cases whose outcome changed since the previous run, and how."""
     try:
         run = run_cases(ctx.kb, list(paths) or ["cases"], keyword)
     except (KBError, SolveError) as exc:
@@ -182,12 +187,30 @@ def test(ctx: Ctx, paths, keyword, coverage) -> None:
         unfired = sorted(set(ctx.kb.rules) - run.fired)
         if unfired:
             click.echo(f"rules fired by no case ({len(unfired)}): {', '.join(unfired)}")
+    _changes_since(since, summary(run))
     failed = len(run.failed)
     click.echo(f"{len(run.results) - failed} passed, {failed} failed")
     if ctx.problems:
         sys.exit(2)
     if failed or not run.results:
         sys.exit(1)
+
+
+def _changes_since(path: Path, now: dict) -> None:
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        before = {}
+    changed = changes(before, now)
+    if changed:
+        click.echo(f"changed since the last run ({len(changed)}):")
+        for line in changed:
+            click.echo(f"  {line}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**before, **now}, indent=0, sort_keys=True))
+    except OSError as exc:
+        click.echo(f"warning: could not record this run in {path}: {exc}", err=True)
 
 
 def run() -> None:

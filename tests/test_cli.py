@@ -141,7 +141,7 @@ def test_tpkb_test_reports_failure_with_diff_and_explanation(tmp_path):
     path = tmp_path / "fail.yaml"
     path.write_text("name: wrong-count\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures:\n"
                     "    - {muscle: trapezius, side: bilateral, injectate: [l]}\nexpect:\n  lines: [{code: 20553}]\n")
-    proc = tpkb("test", str(path))
+    proc = tpkb("test", str(path), "--since", str(tmp_path / "last.json"))
     assert proc.returncode == 1
     assert f"{path}:1: case 'wrong-count' failed" in proc.stdout
     assert "lines: expected 20553 x1; got 20552 x1" in proc.stdout
@@ -152,7 +152,7 @@ def test_tpkb_test_reports_failure_with_diff_and_explanation(tmp_path):
 def test_tpkb_test_case_with_nothing_to_check_fails(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("name: nothing\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures: []\nexpect: {findings: []}\n")
-    proc = tpkb("test", str(path))
+    proc = tpkb("test", str(path), "--since", str(tmp_path / "last.json"))
     assert proc.returncode != 0
     assert "nothing to check" in proc.stderr
 
@@ -160,7 +160,7 @@ def test_tpkb_test_case_with_nothing_to_check_fails(tmp_path):
 def test_tpkb_test_unknown_rule_id_is_an_error(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("name: typo\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures: []\nexpect: {fired: [calls_for_2053]}\n")
-    proc = tpkb("test", str(path))
+    proc = tpkb("test", str(path), "--since", str(tmp_path / "last.json"))
     assert proc.returncode == 2 and "unknown rule id 'calls_for_2053'" in proc.stderr
 
 
@@ -187,3 +187,25 @@ def test_kb_error_in_a_worker_process_is_reported(tmp_path):
     assert proc.returncode == 2
     assert "kb error: kb/rules/codes.lp:" in proc.stderr and "injected_cuont" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_tpkb_test_says_what_changed_since_the_last_run(tmp_path):
+    import shutil
+
+    kb_copy = tmp_path / "kb"
+    shutil.copytree(ROOT / "kb", kb_copy)
+    case = tmp_path / "c.yaml"
+    case.write_text("name: three-named\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures:\n"
+                    "    - {muscle: trapezius, side: bilateral, injectate: [l]}\n"
+                    "    - {muscle: SCM, side: left, injectate: [l]}\nexpect:\n  lines: [{code: 20553}]\n")
+    since = tmp_path / "last.json"
+    first = tpkb("--kb", str(kb_copy), "test", str(case), "--since", str(since))
+    assert first.returncode == 0 and "changed since" not in first.stdout
+    # The analyst's edit: 20553 now wants four muscles.
+    codes = kb_copy / "rules" / "codes.lp"
+    codes.write_text(codes.read_text().replace("injected_count(E, N), N >= 3.", "injected_count(E, N), N >= 4.")
+                     .replace("injected_count(E, N), 1 <= N, N <= 2.", "injected_count(E, N), 1 <= N, N <= 3."))
+    second = tpkb("--kb", str(kb_copy), "test", str(case), "--since", str(since))
+    assert second.returncode == 1
+    assert "changed since the last run (1):" in second.stdout
+    assert "three-named: lines 20553 x1 -> 20552 x1; rules +calls_for_20552 -calls_for_20553" in second.stdout
