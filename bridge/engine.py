@@ -45,6 +45,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _INCLUDE = re.compile(r'^\s*#include\s+"([^"]+)"\s*\.', re.M)
 _FORMATS = {"date"}
 _FACT_NAME = re.compile(r"^([a-z]\w*)\(", re.M)
+_DOC = re.compile(r"%\*!\s*(\w+)\(([^)]*)\)\s*:(.*?)\*%", re.S)
 # clingo reports this for every #show when facts come through the backend (as ours do);
 # show signatures are checked by KB._check_usage instead.
 _SPURIOUS = "no atoms over signature occur in program"
@@ -105,6 +106,7 @@ class KB:
     messages: list = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
     reference: list[Path] = field(default_factory=list)
+    docs: dict[tuple[str, int], tuple[tuple[str, ...], str]] = field(default_factory=dict)
     _reference_cache: dict[str, list] = field(default_factory=dict)
     fact_names: dict[str, str] = field(default_factory=dict)
 
@@ -126,6 +128,7 @@ class KB:
             raise KBError(errors)
         kb = cls(root=root, files=files)
         for path in files:
+            kb._load_docs(path, errors)
             if path.parent.name == "reference":
                 kb._load_reference(path, errors)
             else:
@@ -140,6 +143,18 @@ class KB:
             return "kb/" + str(Path(path).resolve().relative_to(self.root))
         except ValueError:
             return str(path)
+
+    def _load_docs(self, path: Path, errors: list[str]) -> None:
+        """%*! pred(A, B): a reading with {A} and {B}. *% documents pred/2 in plain words."""
+        text = path.read_text()
+        for match in _DOC.finditer(text):
+            name, args, reading = match.group(1), match.group(2), " ".join(match.group(3).split())
+            args = tuple(a.strip() for a in args.split(",") if a.strip())
+            line = text[: match.start()].count("\n") + 1
+            for var, fmt in _PLACEHOLDER.findall(reading):
+                if var not in args:
+                    errors.append(f"{self.rel(path)}:{line}: %*! {name}: {{{var}}} is not an argument")
+            self.docs[(name, len(args))] = (args, reading.rstrip("."))
 
     def _load_reference(self, path: Path, errors: list[str]) -> None:
         """Reference tables hold facts only; clingo reads them directly at solve time (they

@@ -10,7 +10,7 @@ import re
 
 from clingo.symbol import Function, Number, String, Symbol, SymbolType
 
-from .engine import FIRED, KB, BodyItem, Pattern, Rule, instantiate, render
+from .engine import FIRED, KB, WILD, BodyItem, Pattern, Rule, instantiate, render
 from .facts import INPUTS, encounter_facts
 from .load import Encounter
 
@@ -294,7 +294,28 @@ class _Outcome:
             origin = "encounter"
         else:
             origin = self.kb.fact_names.get(name, "kb")
-        return {"atom": str(atom), "fact": origin}
+        node = {"atom": str(atom), "fact": origin}
+        text = self.reading(atom)
+        if text:
+            node["text"] = text
+        return node
+
+    def reading(self, atom) -> str | None:
+        """The atom in plain words, from the %*! documentation of its predicate."""
+        args = list(atom.arguments)
+        doc = self.kb.docs.get((atom.name, len(args)))
+        if doc is None:
+            return None
+        names, reading = doc
+        values = dict(zip(names, args))
+
+        def sub(match):
+            value = values.get(match.group(1))
+            if value is None or value is WILD:
+                return "any"
+            return show(value, match.group(2) or "")
+
+        return _PLACEHOLDER.sub(sub, reading)
 
     def node(self, atom: Symbol, rule: Rule, values, depth: int) -> dict:
         bindings = rule.bindings(values)
@@ -318,7 +339,8 @@ class _Outcome:
         if item.kind == "atom":
             value = instantiate(item.term, bindings)
             if item.negated:
-                held.append(f"not {value}")
+                text = self.reading(value) if value is not WILD else None
+                held.append(f"NOT {text}   [not {value}]" if text else f"not {value}")
             else:
                 because.extend(self.tree(value, depth + 1))
         elif item.kind == "aggregate":
@@ -354,6 +376,8 @@ def format_tree(nodes: list[dict], indent: int = 0, seen: set | None = None) -> 
             out.extend(format_tree(node["because"], indent + 1, seen))
         elif node.get("truncated"):
             out.append(f"{pad}... {node['atom']}")
+        elif "text" in node:
+            out.append(f"{pad}fact: {node['text']}   [{node['fact']}: {node['atom']}]")
         else:
             out.append(f"{pad}fact: {node['atom']}   ({node['fact']})")
     return out

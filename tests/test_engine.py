@@ -181,3 +181,19 @@ def test_constraint_or_choice_in_a_rule_file_is_refused(kb_copy):
     path.write_text(path.read_text() + "\n%@ rule: no_tpi\n%@ label: x\n%@ source: y\n:- calls_for(E, _).\n")
     with pytest.raises(KBError, match="head must be a single atom"):
         KB.load(kb_copy)
+
+
+def test_doc_naming_an_unknown_argument_is_reported(kb_copy):
+    edit(kb_copy / "schema.lp", "%*! side(E, P, Side): the side field of procedure {P} is {Side}.",
+         "%*! side(E, P, Side): the side field of procedure {Q} is {Side}.")
+    with pytest.raises(KBError, match=r"kb/schema.lp:\d+: %\*! side: \{Q\} is not an argument"):
+        KB.load(kb_copy)
+
+
+def test_every_input_and_negated_predicate_is_documented(kb):
+    from bridge.facts import INPUTS
+
+    assert all((name, arity) in kb.docs for name, arity in INPUTS.items())
+    negated = {(item.term.name, len(item.term.arguments)) for rule in kb.rules.values()
+               for item in rule.body if item.kind == "atom" and item.negated}
+    assert negated and negated <= set(kb.docs), negated - set(kb.docs)

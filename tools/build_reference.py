@@ -94,13 +94,13 @@ def build_muscles(data: Path) -> str:
     if unpaired:
         raise SystemExit(f"unpaired muscles {unpaired}: kb/rules/muscles.lp counts paired muscles only; "
                          "write and test a rule for unpaired muscles first")
-    out.append("%*! muscle(M, Display, Paired, Region): lexicon muscle M; Paired is paired|unpaired. *%")
+    out.append("%*! muscle(M, Display, Paired, Region): {Display} ({M}) is a {Paired} muscle of the {Region} region. *%")
     for m in lex["muscles"]:
         paired = "paired" if m.get("paired", True) else "unpaired"
         out.append(fact("muscle", const(m["id"]), m["display"], const(paired), const(m["region"])))
     out.append("")
-    out.append("%*! muscle_name(Text, M): Text (a name, synonym or abbreviation) names muscle M. *%")
-    out.append("%*! muscle_part_name(Text, M): Text names a part or fibres of muscle M. *%")
+    out.append("%*! muscle_name(Text, M): \"{Text}\" names the muscle {M}. *%")
+    out.append("%*! muscle_part_name(Text, M): \"{Text}\" names part of the muscle {M}. *%")
     ambiguous = []
     for text in sorted(owners):
         kinds = owners[text]
@@ -114,7 +114,9 @@ def build_muscles(data: Path) -> str:
         elif kind == "part":
             out.append(fact("muscle_part_name", text, const(target)))
     out.append("")
-    out.append("%*! muscle_group(G, Display) and group_name(Text, G), group_member(G, M). *%")
+    out.append("%*! muscle_group(G, Display): {Display} is a muscle group. *%")
+    out.append("%*! group_name(Text, G): \"{Text}\" names the muscle group {G}. *%")
+    out.append("%*! group_member(G, M): {M} belongs to the group {G}. *%")
     for key, gid in sorted(groups.items(), key=lambda kv: kv[1]):
         out.append(fact("muscle_group", const(gid), gid.replace("_", " ")))
         for m in key:
@@ -124,7 +126,7 @@ def build_muscles(data: Path) -> str:
         if len(kinds) == 1 and next(iter(kinds))[0] == "group":
             out.append(fact("group_name", text, const(next(iter(kinds))[1])))
     out.append("")
-    out.append("%*! region_term(Text): a body region or vague term; it never names a muscle. *%")
+    out.append("%*! region_term(Text): \"{Text}\" is a region or vague term, not a muscle. *%")
     for text in sorted(owners):
         if owners[text] == {("region", None)}:
             out.append(fact("region_term", text))
@@ -132,13 +134,13 @@ def build_muscles(data: Path) -> str:
     out.append("%* Ambiguous names: one text that names more than one muscle once case is")
     out.append("   ignored (for example RCPM / RCPm). Policy choice: such a text names no muscle")
     out.append("   and raises a finding, rather than guessing. *%")
-    out.append("%*! ambiguous_name(Text, M): Text could mean muscle M, among others. *%")
+    out.append("%*! ambiguous_name(Text, M): \"{Text}\" could name {M}, among others. *%")
     for text, muscles in ambiguous:
         for m in muscles:
             out.append(fact("ambiguous_name", text, const(m)))
     out.append("")
-    out.append("%*! side_word(Text, Side): Text written before or after a muscle gives its side.")
-    out.append("    Includes the KB additions in tools/build_reference.py (EXTRA_SIDE_WORDS). *%")
+    out.append("% Side words include the KB additions in tools/build_reference.py (EXTRA_SIDE_WORDS).")
+    out.append("%*! side_word(Text, Side): \"{Text}\" written before or after a muscle means {Side}. *%")
     for side, words in lex["laterality"].items():
         for w in sorted({norm(w) for w in words}):
             out.append(fact("side_word", w, const(side)))
@@ -168,7 +170,7 @@ def build_ptp(data: Path) -> str:
         "   Modifier indicator: 0 never together; 1 together only with an NCCI-associated",
         "   modifier on the second code; 9 deleted / not applied. *%",
         "",
-        "%*! ptp(A, B, Indicator, Rationale): NCCI PTP edit between codes A and B (A < B). *%",
+        "%*! ptp(A, B, Indicator, Rationale): NCCI PTP edit {A}/{B} has modifier indicator {Indicator} ({Rationale}). *%",
     ]
     for (a, b), (ind, rationale) in sorted(seen.items()):
         out.append(fact("ptp", a, b, int(ind), rationale))
@@ -186,7 +188,7 @@ def build_mue(data: Path) -> str:
         "   J3490) have no row. MAI: 1 line edit, 2 absolute date-of-service edit (policy),",
         "   3 date-of-service edit (clinical). *%",
         "",
-        "%*! mue(Code, Units, MAI, Rationale): at most Units of Code per date of service. *%",
+        "%*! mue(Code, Units, MAI, Rationale): the MUE of {Code} is {Units} per date of service (MAI {MAI}, {Rationale}). *%",
     ]
     for code, units, mai, rationale in sorted(rows):
         out.append(fact("mue", code, int(units), int(mai), rationale))
