@@ -1,0 +1,31 @@
+"""kb/payers/medicare.lp: XS as the distinct-structure modifier; 59 in place of XS."""
+
+import pytest
+
+from helpers import dry, inj, lines, rejected
+
+PROCS = [inj("trapezius", "right"), dry("levator scapulae", "right")]
+MEDICARE = ["medicare-cgs", "medicare-ngs", "medicare-noridian", "medicare-palmetto", "medicare-wps",
+            "medicare-novitas", "medicare-fcso"]
+
+
+@pytest.mark.parametrize("payer", MEDICARE)
+def test_every_medicare_profile_uses_xs(code_one, payer):
+    assert lines(code_one(payer=payer, procedures=PROCS)) == {"20552 x1", "20560-XS x1"}
+
+
+@pytest.mark.parametrize("mods,verdicts", [
+    (["XS"], {}),
+    (["59"], {}),
+    (["XS", "59"], {"20560": {"modifier_not_called_for"}}),
+    ([], {"20560": {"modifier_missing", "ptp_indicator_1"}}),
+])
+def test_59_stands_in_place_of_xs_not_beside_it(code_one, mods, verdicts):
+    out = code_one(payer="medicare-wps", procedures=PROCS,
+                   billed=[{"code": "20552"}, {"code": "20560", "modifiers": mods}])
+    assert rejected(out) == verdicts
+
+
+def test_cpt_profile_does_not_take_xs_for_59(code_one):
+    out = code_one(procedures=PROCS, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["XS"]}])
+    assert rejected(out) == {"20560": {"modifier_missing", "modifier_not_called_for"}}
