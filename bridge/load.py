@@ -462,7 +462,7 @@ def load_document(data, name: str, line: int | None, default_id: str, profiles, 
         else:
             suffix = f"[{i}]" if isinstance(data, list) else ""
             reader = _Reader(name, item_line, None, profiles)
-            enc = reader.encounter(item, "", default_id + suffix)
+            enc = reader.encounter(item, suffix, default_id + suffix)
             out.problems.extend(reader.problems)
             if enc and not reader.problems:
                 out.encounters.append(enc)
