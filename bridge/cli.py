@@ -185,8 +185,8 @@ def test(ctx: Ctx, paths, keyword, coverage, since) -> None:
             click.echo(f"{counts[rid]:5d}  {rid}")
     if not paths and keyword is None and run.results:
         unfired = sorted(set(ctx.kb.rules) - run.fired)
-        if unfired:
-            click.echo(f"rules fired by no case ({len(unfired)}): {', '.join(unfired)}")
+        click.echo(f"rules fired by the cases: {len(ctx.kb.rules) - len(unfired)} of {len(ctx.kb.rules)}"
+                   + (f"; fired by no case: {', '.join(unfired)}" if unfired else ""))
     _changes_since(since, summary(run))
     failed = len(run.failed)
     click.echo(f"{len(run.results) - failed} passed, {failed} failed")
