@@ -45,9 +45,10 @@ def const(name: str):
 # notes that the draft misses ("R and L trapezius" is the AAPC example of four muscles,
 # coding-facts.md section 5). Cases: cases/muscles/side_words_added.yaml.
 EXTRA_SIDE_WORDS = {
-    "right": ["rt.", "right side", "r side"],
-    "left": ["lt.", "left side", "l side"],
-    "bilateral": ["r and l", "l and r", "r & l", "l & r", "rt and lt", "lt and rt"],
+    "right": ["rt.", "right side", "r side", "(right)", "(rt)", "right-sided"],
+    "left": ["lt.", "left side", "l side", "(left)", "(lt)", "left-sided"],
+    "bilateral": ["r and l", "l and r", "r & l", "l & r", "rt and lt", "lt and rt", "(bilateral)", "(b/l)",
+                  "bilat."],
 }
 # KB ADDITION: notes often write the word "muscle(s)" after a name ("rhomboid major
 # muscle", "scalene muscles"). Every muscle name also reads with " muscle" after it, and
