@@ -78,8 +78,9 @@ _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _LABELS: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
 
 
-def render_label(rule: Rule, values, decode=_decode) -> str:
-    """The rule's label with each {Var} replaced by the rule's value for it."""
+def render_label(rule: Rule, values: Symbol, decode=_decode) -> str:
+    """The rule's label with each {Var} replaced by the rule's value for it (`values` is
+    the tuple of the rule's variable values, as the firing atom carries it)."""
     parts = _LABELS.get((rule.id, rule.label))
     if parts is None:
         parts, pos = [], 0
@@ -89,11 +90,12 @@ def render_label(rule: Rule, values, decode=_decode) -> str:
             pos = match.end()
         parts.append((rule.label[pos:], -2, ""))
         _LABELS[(rule.id, rule.label)] = parts
+    args = values.arguments if len(parts) > 1 else ()
     out = []
     for text, index, fmt in parts:
         out.append(text)
         if index >= 0:
-            out.append(show_value(decode(values[index]), fmt))
+            out.append(show_value(decode(args[index]), fmt))
     return "".join(out)
 
 
@@ -112,7 +114,7 @@ class Answer:
             args = sym.arguments
             name = sym.name
             if name == FIRED:
-                self.firings[decode(args[0])].append((decode(args[1]), args[2], args[3].arguments))
+                self.firings[decode(args[0])].append((decode(args[1]), args[2], args[3]))
             else:
                 self.atoms[decode(args[0])].append((name, args))
         self.severity = {a.arguments[0].name: a.arguments[1].name for a in kb.reference_atoms("finding_severity")}
@@ -317,8 +319,8 @@ class _Outcome:
 
         return _PLACEHOLDER.sub(sub, reading)
 
-    def node(self, atom: Symbol, rule: Rule, values, depth: int) -> dict:
-        bindings = rule.bindings(values)
+    def node(self, atom: Symbol, rule: Rule, values: Symbol, depth: int) -> dict:
+        bindings = rule.bindings(values.arguments)
         because: list[dict] = []
         held: list[str] = []
         for item in rule.body:
