@@ -95,10 +95,13 @@ def run_cases(kb: KB, paths: list[str | Path], keyword: str | None = None) -> Ru
 
 def _check_expect(kb: KB, case: Case) -> InputProblem | None:
     expect = case.expect
-    if not any(expect.get(k) for k in expect) and "lines" not in expect and "rejected" not in expect:
+    # lines: [] and rejected: [] are checks (nothing reported, nothing rejected); empty id lists are not.
+    checks = "lines" in expect or "rejected" in expect or any(
+        expect.get(k) for k in ("findings", "no_findings", "fired", "not_fired"))
+    if not checks:
         return InputProblem(case.file, case.line, case.name, "expect",
                             "the case has nothing to check (give lines, findings, rejected, fired ...)")
-    severities = {a.arguments[0].name for a in kb.reference_atoms("finding_severity")}
+    severities = kb.severities()
     for key in ("findings", "no_findings"):
         for fid in expect.get(key, []):
             if fid not in severities:

@@ -38,8 +38,6 @@ PUBLIC = {("line", 3), ("line_modifier", 3), ("finding", 3), ("verdict", 3), ("r
 # Their firing atoms carry the conclusions too, so that mode does not show these:
 MESSAGE_HEADS = {("finding", 3), ("reason", 4)}
 MESSAGE_HIDDEN = {("finding", 3), ("reject_reason", 4)}
-MODES = ("full", "messages", "plain")
-
 _ANNOTATION = re.compile(r"^%@\s*(\w+)\s*:\s*(.*?)\s*$")
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _INCLUDE = re.compile(r'^\s*#include\s+"([^"]+)"\s*\.', re.M)
@@ -100,7 +98,6 @@ class KB:
     """The loaded knowledge base: its statements, plain and instrumented, and its rules."""
 
     root: Path
-    files: list[Path]
     plain: list = field(default_factory=list)
     instrumented: list = field(default_factory=list)
     messages: list = field(default_factory=list)
@@ -126,7 +123,7 @@ class KB:
             files.append(path)
         if errors:
             raise KBError(errors)
-        kb = cls(root=root, files=files)
+        kb = cls(root=root)
         for path in files:
             kb._load_docs(path, errors)
             if path.parent.name == "reference":
@@ -306,6 +303,13 @@ class KB:
             self._reference_cache["_side_words"] = frozenset(
                 a.arguments[0].string for a in self.reference_atoms("side_word"))
         return self._reference_cache["_side_words"]
+
+    def severities(self) -> dict[str, str]:
+        """Finding id -> error, warning or info (kb/reference/findings.lp)."""
+        if "_severities" not in self._reference_cache:
+            self._reference_cache["_severities"] = {
+                a.arguments[0].name: a.arguments[1].name for a in self.reference_atoms("finding_severity")}
+        return self._reference_cache["_severities"]
 
     def profiles(self) -> list[str]:
         return sorted(a.arguments[0].string for a in self.reference_atoms("profile"))
@@ -565,11 +569,3 @@ def render(node, bindings: dict[str, Symbol]) -> str:
             return var
 
     return str(Sub()(node))
-
-
-def iter_firings(symbols: Iterable[Symbol]) -> Iterator[tuple[Symbol, str, Symbol, tuple]]:
-    """(encounter, rule id, derived atom, binding values) for each firing atom."""
-    for sym in symbols:
-        if sym.name == FIRED:
-            e, rid, head, values = sym.arguments
-            yield e, rid.string, head, values.arguments

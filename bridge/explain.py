@@ -117,7 +117,7 @@ class Answer:
                 self.firings[decode(args[0])].append((decode(args[1]), args[2], args[3]))
             else:
                 self.atoms[decode(args[0])].append((name, args))
-        self.severity = {a.arguments[0].name: a.arguments[1].name for a in kb.reference_atoms("finding_severity")}
+        self.severity = kb.severities()
         self._global_index: dict[Symbol, list[tuple]] | None = None
 
     def derivations(self, key: str) -> dict[Symbol, list[tuple]]:
