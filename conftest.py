@@ -4,19 +4,20 @@ actual, and the explanation of what happened."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bridge.api import default_kb_path
-from bridge.cases import run_cases
-from bridge.engine import KB
-from bridge.load import Loaded, load_file
+from bridge.api import load_kb
+from bridge.cases import Run, run_cases
+from bridge.load import read_file
 
 CASE_SUFFIXES = {".yaml", ".yml"}
 
 
-def pytest_collect_file(parent, file_path: Path):
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if file_path.suffix in CASE_SUFFIXES and "cases" in file_path.parts:
         return CaseFile.from_parent(parent, path=file_path)
     return None
@@ -27,47 +28,47 @@ class CaseError(Exception):
 
 
 class CaseFile(pytest.File):
-    def collect(self):
-        loaded = Loaded()
-        load_file(self.path, (), loaded)
-        if loaded.problems:
-            raise CaseError("\n".join(str(p) for p in loaded.problems))
-        for case in loaded.cases:
-            yield CaseItem.from_parent(self, name=case.name)
+    def collect(self) -> Iterator[pytest.Item]:
+        records = list(read_file(self.path, lines=True))
+        problems = [str(p) for r in records for p in r.problems]
+        if problems:
+            raise CaseError("\n".join(problems))
+        for record in records:
+            if record.case is not None:
+                yield CaseItem.from_parent(self, name=record.case.name)
 
-    def repr_failure(self, excinfo):
+    def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, CaseError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        return str(super().repr_failure(excinfo))
 
 
 class CaseItem(pytest.Item):
-    def runtest(self):
+    def runtest(self) -> None:
         run = _library_run(self.session)
         problem = next((p for p in run.problems if p.case == self.name), None)
         if problem:
             raise CaseError(str(problem))
-        result = run.by_name.get(self.name)
+        result = next((r for r in run.results if r.case.name == self.name), None)
         if result is None:
             raise CaseError(f"case '{self.name}' was not run")
         if not result.passed:
             raise CaseError(result.report())
 
-    def repr_failure(self, excinfo):
+    def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, CaseError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        return str(super().repr_failure(excinfo))
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, None, str]:
         return self.path, None, f"case: {self.name}"
 
 
-def _library_run(session):
+def _library_run(session: pytest.Session) -> Run:
     """Run every collected case file in one solve, once per session."""
     run = getattr(session, "_tpkb_run", None)
     if run is None:
         files = sorted({item.path for item in session.items if isinstance(item, CaseItem)})
-        run = run_cases(KB.load(default_kb_path()), files)
-        run.by_name = {r.case.name: r for r in run.results}
-        session._tpkb_run = run
+        run = run_cases(load_kb(), files)
+        session._tpkb_run = run  # type: ignore[attr-defined]
     return run

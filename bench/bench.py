@@ -1,21 +1,29 @@
-"""Throughput benchmark: tpkb end to end against raw clingo on the same facts, in one run.
+"""Benchmark: tpkb against raw clingo on the same facts, every figure a ratio measured in
+one run, the commands interleaved so that all see the same machine load.
 
-    python bench/bench.py [--n 10000] [--repeat 3] [--seed 2026]
+    python bench/bench.py [--n 10000] [--explain-n 1000] [--repeat 5] [--seed 2026]
 
-1. Writes N random encounters to one JSONL file (bench/generate.py).
-2. End to end: `tpkb code FILE --format jsonl > /dev/null` in a fresh process (start-up,
-   KB load, validation, facts, one solve per batch, decoding, messages, JSON out).
-3. Raw clingo: the clingo executable (`python -m clingo`) grounding and solving the plain KB
-   with the same facts written as a text file (printing the model to /dev/null).
-   The end-to-end run is timed twice: as shipped (batches of 5,000 coded in parallel, one
-   process per core) and as one process with the whole file in one solve.
-4. Prints the best of --repeat runs of each, encounters per second, and the ratios.
-Absolute times on shared machines are noisy; the ratio is the figure to compare.
+What is timed (each a whole process, as a user runs it):
+1. one encounter (examples/encounter.yaml): `tpkb explain` and `tpkb code`, against the
+   clingo executable (`python -m clingo`, the one the clingo package installs) solving
+   that encounter's facts with kb/main.lp and all its tables;
+2. N random encounters from one JSONL file (bench/generate.py): `tpkb code --format jsonl`
+   in one process with one solve (`--jobs 1 --batch-size N`) and as shipped (default jobs),
+   against raw clingo on the same facts;
+3. `tpkb code --explain --format jsonl` on explain-n encounters against the same run
+   without --explain, and the JSON bytes per encounter.
+
+It prints the best and the median of --repeat runs of each command and the ratios of the
+best times (a figure in the README quotes these). Absolute times on shared machines are
+noisy; compare the ratios. The first run of each command is a warm-up: it compiles the
+KB cache (bridge/kb.py) and Python's bytecode, as any second run on a machine finds them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,62 +31,94 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+TPKB = [sys.executable, "-m", "bridge"]
+CLINGO = [sys.executable, "-m", "clingo"]
 
 
-def timed(cmd: list[str], stdout=subprocess.DEVNULL) -> float:
+def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, bytes]:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE,
+                          cwd=ROOT, env=ENV)
     elapsed = time.perf_counter() - start
     if proc.returncode not in (0, 10, 30):  # clingo exits 10/30 for SAT/optimum
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-    return elapsed
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode()[-2000:]}")
+    return elapsed, proc.stdout or b""
+
+
+# Python writes bytecode on first import, as it does for any user; a shell that sets
+# PYTHONDONTWRITEBYTECODE would instead compile tpkb's modules on every run.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def facts_file(source: Path, dest: Path) -> int:
+    """The facts of every encounter of `source`, as `tpkb facts` prints them."""
+    _, out = run([*TPKB, "facts", str(source)], stdout=None)
+    dest.write_bytes(out)
+    return sum(1 for line in out.splitlines() if line and not line.startswith(b"%"))
+
+
+def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, list[float]]:
+    for cmd in commands.values():  # warm-up
+        run(cmd)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, cmd in commands.items():
+            times[name].append(run(cmd)[0])
+    return times
+
+
+def report(title: str, times: dict[str, list[float]], baseline: str, count: int) -> None:
+    print(f"\n{title}")
+    base = min(times[baseline])
+    for name, values in times.items():
+        best, median = min(values), statistics.median(values)
+        rate = f"{count / best:8.0f} encounters/s" if count > 1 else ""
+        print(f"  {name:44s} best {best:6.3f} s  median {median:6.3f} s {rate}  ratio {best / base:5.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--explain-n", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 
-    from bridge.api import default_kb_path
-    from bridge.engine import KB
-    from bridge.facts import batch_facts
-    from bridge.load import load_paths
-
     work = Path(tempfile.mkdtemp(prefix="tpkb-bench-"))
+    example = ROOT / "examples" / "encounter.yaml"
+    example_facts = work / "example.lp"
+    facts_file(example, example_facts)
+    main_lp = str(ROOT / "kb" / "main.lp")
+    one = measure({
+        "tpkb explain examples/encounter.yaml": [*TPKB, "explain", str(example)],
+        "tpkb code examples/encounter.yaml": [*TPKB, "code", str(example)],
+        "clingo kb/main.lp + its facts": [*CLINGO, main_lp, str(example_facts), "--warn=none"],
+    }, args.repeat)
+    report("One encounter (ratio to the clingo executable):", one, "clingo kb/main.lp + its facts", 1)
+
     jsonl = work / "encounters.jsonl"
     with jsonl.open("w") as out:
         subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), str(args.n), str(args.seed)],
                        stdout=out, check=True)
-
-    kb_path = default_kb_path()
-    kb = KB.load(kb_path)
-    loaded = load_paths([jsonl], kb.profiles())
-    assert not loaded.problems and len(loaded.encounters) == args.n
-    facts = work / "facts.lp"
-    facts.write_text("".join(f"{sym}.\n" for sym in batch_facts(loaded.encounters, kb.side_words())))
-    n_facts = sum(1 for _ in facts.open())
-
+    batch_facts = work / "facts.lp"
+    n_facts = facts_file(jsonl, batch_facts)
+    code = [*TPKB, "code", str(jsonl), "--format", "jsonl"]
     from bridge.api import default_jobs
 
-    jobs = default_jobs()
-    tpkb = [sys.executable, "-m", "bridge", "code", str(jsonl), "--format", "jsonl"]
-    runs = {
-        f"tpkb code, {jobs} jobs (default)": tpkb,
-        "tpkb code, 1 job, one solve": tpkb + ["--jobs", "1", "--batch-size", str(args.n)],
-        "raw clingo, same facts": [sys.executable, "-m", "clingo", str(kb_path / "main.lp"), str(facts), "--warn=none"],
-    }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeat):  # interleaved, so all see the same machine load
-        for name, cmd in runs.items():
-            times[name].append(timed(cmd))
-    best = {name: min(t) for name, t in times.items()}
-    raw = best["raw clingo, same facts"]
-    print(f"encounters: {args.n}  facts: {n_facts}  cores: {jobs}  repeat: {args.repeat} (best of each)")
-    for name, t in best.items():
-        print(f"{name:34s} {t:6.2f} s  {args.n / t:7.0f} encounters/s  ratio to raw clingo {t / raw:.2f}")
+    batch = measure({
+        f"tpkb code, default jobs ({default_jobs()})": code,
+        "tpkb code, 1 job, one solve": [*code, "--jobs", "1", "--batch-size", str(args.n)],
+        "raw clingo, same facts": [*CLINGO, main_lp, str(batch_facts), "--warn=none"],
+    }, max(1, args.repeat // 2))
+    report(f"{args.n} encounters, {n_facts} facts (ratio to raw clingo):", batch, "raw clingo, same facts", args.n)
+
+    small = work / "explain.jsonl"
+    small.write_text("".join(jsonl.read_text().splitlines(keepends=True)[: args.explain_n]))
+    plain = [*TPKB, "code", str(small), "--format", "jsonl"]
+    explained = measure({"tpkb code --explain": [*plain, "--explain"], "tpkb code": plain}, args.repeat)
+    report(f"{args.explain_n} encounters with and without --explain:", explained, "tpkb code", args.explain_n)
+    size = len(run([*plain, "--explain"], stdout=None)[1]) - len(run(plain, stdout=None)[1])
+    print(f"  explanation JSON: {size / args.explain_n / 1024:.1f} KB per encounter on average")
 
 
 if __name__ == "__main__":

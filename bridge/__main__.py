@@ -1,5 +1,5 @@
 """python -m bridge: the tpkb command."""
 
-from .cli import run
+from bridge.entry import run
 
 run()

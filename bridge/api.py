@@ -1,17 +1,29 @@
-"""The pipeline end to end: find and load the KB, code a batch of encounters in one solve."""
+"""The pipeline end to end, for the CLI and for Python callers: find and load the KB,
+code a batch of encounters in one solve, explain it, and code a stream of records in
+batches, in order, on several cores.
+
+    from bridge.api import load_kb, code
+    kb = load_kb()
+    outcomes = code(kb, [encounter, ...])          # typed bridge.outcome.Outcome objects
+"""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from itertools import chain
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
-from .engine import KB
-from .explain import Answer
-from .facts import batch_facts
-from .load import Encounter
+from . import engine
+from .explain import Graph, GraphBuilder
+from .facts import batch_facts, check_inputs, encounter_facts
+from .kb import KB
+from .load import Record
+from .model import Encounter
+from .outcome import Answer, Outcome
+from .terms import Atom
 
 
 def default_kb_path() -> Path:
@@ -24,53 +36,131 @@ def default_kb_path() -> Path:
     return packaged if (packaged / "main.lp").is_file() else here.parent / "kb"
 
 
-def solve_batch(kb: KB, encounters: list[Encounter], *, mode: str = "full") -> Answer:
-    """One ground-and-solve for the whole batch."""
-    return Answer(kb, kb.solve(batch_facts(encounters, kb.side_words()), mode=mode), mode=mode)
+def load_kb(path: Path | str | None = None) -> KB:
+    """Load (or take from the cache) the KB, and check the input mapping against it."""
+    kb = KB.load(Path(path) if path is not None else default_kb_path())
+    problems = check_inputs(kb.inputs)
+    if problems:
+        raise engine.KBError(problems)
+    return kb
 
 
-def code(kb: KB, encounters: list[Encounter], *, explain: bool = False) -> list[dict]:
-    """Outcomes for a batch. Without explain, only the message rules are instrumented."""
+def strings_in_play(facts: Iterable[Atom]) -> set:
+    """The strings a batch's facts hold: what decides which keyed table rows it needs."""
+    play: set = set()
+    for atom in facts:
+        play.update(v for v in atom[2:] if type(v) is str)
+    return play
+
+
+def solve_batch(kb: KB, encounters: Sequence[Encounter], *, mode: str = "full", all_rows: bool = False) -> Answer:
+    """One ground-and-solve for the whole batch; encounter i (from 1) has key i."""
+    facts = batch_facts(encounters, kb.side_words())
+    rows = list(kb.tables.all_rows()) if all_rows else kb.tables.for_batch(strings_in_play(facts))
+    return Answer.of(kb, engine.solve(kb.program(mode), facts, rows), mode)
+
+
+def code(kb: KB, encounters: Sequence[Encounter], *, explain: bool = False) -> list[Outcome]:
+    """Outcomes for a batch. Without explain only the message rules are instrumented."""
     answer = solve_batch(kb, encounters, mode="full" if explain else "messages")
-    return [answer.outcome(enc, explain=explain) for enc in encounters]
+    return [answer.outcome(key, enc) for key, enc in enumerate(encounters, start=1)]
+
+
+def explain(kb: KB, answer: Answer, key: int, enc: Encounter, outcome: Outcome) -> Graph:
+    """The explanation graph of one encounter of a fully instrumented solve."""
+    facts = encounter_facts(key, enc, kb.side_words())
+    return GraphBuilder(kb, answer, key, facts).build(outcome, key)
+
+
+# ---------------------------------------------------------------------- streams of records
+@dataclass(frozen=True)
+class Options:
+    """How a stream is coded and rendered; `render` turns one record into output text."""
+
+    explain: bool = False
+    render: Callable[[KB, Record, Outcome | None, Graph | None], str] | None = None
+
+
+def code_records(kb: KB, records: Sequence[Record], options: Options) -> list[str]:
+    """Code the good records of a batch in one solve; render every record, in order."""
+    good = [r for r in records if r.ok and r.encounter is not None]
+    outcomes: dict[int, tuple[Outcome, Graph | None]] = {}
+    if good:
+        encounters = [r.encounter for r in good if r.encounter is not None]
+        answer = solve_batch(kb, encounters, mode="full" if options.explain else "messages")
+        for key, enc in enumerate(encounters, start=1):
+            outcome = answer.outcome(key, enc)
+            graph = explain(kb, answer, key, enc, outcome) if options.explain else None
+            outcomes[id(good[key - 1])] = (outcome, graph)
+    render = options.render
+    assert render is not None
+    return [render(kb, r, *outcomes.get(id(r), (None, None))) for r in records]
 
 
 def default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-# The worker's KB and renderer: set in the parent before forking, so workers inherit them.
-_WORKER: tuple | None = None
+_WORKER: tuple[KB, Options] | None = None
 
 
-def _code_rendered(batch: list[Encounter]) -> list[str] | Exception:
-    kb, render, explain = _WORKER
+def _start_worker(kb_path: str, options: Options) -> None:
+    global _WORKER
+    _WORKER = (load_kb(kb_path), options)
+
+
+def _work(batch: list[Record]) -> list[str] | Exception:
+    assert _WORKER is not None
+    kb, options = _WORKER
     try:
-        return [render(out, explain) for out in code(kb, batch, explain=explain)]
-    except Exception as exc:  # handed back to the parent, which raises it
+        return code_records(kb, batch, options)
+    except Exception as exc:  # noqa: BLE001 - handed back to the parent, which raises it
         return exc
 
 
-def code_batches(kb: KB, batches: Iterable[list[Encounter]], *, explain: bool,
-                 render: Callable[[dict, bool], str], jobs: int = 1) -> Iterator[str]:
-    """Code batches (each one solve) and yield each outcome rendered, in input order.
+def code_stream(kb: KB, records: Iterable[Record], options: Options, *, batch_size: int = 5000,
+                jobs: int = 1) -> Iterator[tuple[Record, str]]:
+    """Code records in batches (each one solve) and yield each with its rendering, in
+    input order.
 
-    With more than one batch and jobs > 1, up to `jobs` batches are coded at once in
-    worker processes: grounding and decoding are CPU-bound, one core each."""
-    batches = iter(b for b in batches if b)
+    With jobs > 1 and more than one batch, up to `jobs` batches are coded at once in
+    worker processes (started with 'spawn': each loads the KB from its cache)."""
+    batches = _batches(records, batch_size)
     first = next(batches, None)
     if first is None:
         return
     second = next(batches, None)
-    if second is None or jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for batch in chain([first], [second] if second else [], batches):
-            for out in code(kb, batch, explain=explain):
-                yield render(out, explain)
+    if second is None or jobs <= 1:
+        for batch in _chain([first] + ([second] if second else []), batches):
+            yield from zip(batch, code_records(kb, batch, options))
         return
-    global _WORKER
-    _WORKER = (kb, render, explain)
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for result in pool.imap(_code_rendered, chain([first, second], batches)):
+    sent: deque[list[Record]] = deque()
+
+    def dispatched() -> Iterator[list[Record]]:
+        for batch in _chain([first, second], batches):
+            sent.append(batch)
+            yield batch
+
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
+        for result in pool.imap(_work, dispatched()):
+            batch = sent.popleft()
             if isinstance(result, Exception):
                 raise result
-            yield from result
+            yield from zip(batch, result)
+
+
+def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while True:
+        batch = list(islice(iterator, size))
+        if not batch:
+            return
+        yield batch
+
+
+def _chain(head: list, tail: Iterator) -> Iterator:
+    yield from head
+    yield from tail

@@ -1,167 +1,199 @@
 """Run the case library: one solve for all cases, then compare each outcome with its
-`expect` block and say, for a failure, what was expected, what came out and why."""
+`expect` block and say, for a failure, what was expected, what came out and why. Also
+what changed since the previous run, and which rules the cases fire."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api import solve_batch
-from .engine import KB
-from .explain import format_tree
-from .load import Case, InputProblem, load_paths
+from .api import explain, solve_batch
+from .explain import to_text
+from .kb import KB
+from .load import Problem, Record, read_paths
+from .model import Case
+from .outcome import Outcome
 
 
 @dataclass
 class Result:
     case: Case
-    outcome: dict
+    record: Record
+    outcome: Outcome
     failures: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)  # the explanation, for a failed case
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
-    def report(self, *, explain: bool = True) -> str:
+    def report(self) -> str:
         """What went wrong, as a person reads it: file, case, expected versus actual, why."""
-        c = self.case
-        where = f"{c.file}:{c.line}" if c.line else c.file
-        lines = [f"{where}: case '{c.name}' failed"]
+        lines = [f"{self.record.where}: case '{self.case.name}' failed"]
         lines += [f"  {f}" for f in self.failures]
-        if explain:
-            lines.append("  what happened:")
-            out = self.outcome
-            got = ", ".join(_line_text(ln) for ln in out["lines"]) or "no lines"
-            lines.append(f"    lines: {got}")
-            for f in out["findings"]:
-                lines.append(f"    finding {f['id']}: {f['message']}  [{f['rule']}]")
-            for i, b in enumerate(out.get("billed", []), start=1):
-                lines.append(f"    billed {i}. {b['code']}: {b['verdict']}")
-                lines += [f"      {r}" for r in b["reasons"]]
-            seen: set = set()
-            for item in out.get("explanation", []):
-                lines.append(f"    why {item['conclusion']}:")
-                lines += format_tree(item["tree"], 3, seen)
+        lines.append("  what happened:")
+        lines += [f"    {line}" for line in self.why]
         return "\n".join(lines)
 
 
 @dataclass
 class Run:
     results: list[Result]
-    problems: list[InputProblem]
+    problems: list[Problem]
     fired: set[str]
+    errored: int = 0  # cases that could not be run (each problem is reported)
 
     @property
     def failed(self) -> list[Result]:
         return [r for r in self.results if not r.passed]
 
+    def tally(self) -> str:
+        failed = len(self.failed)
+        text = f"{len(self.results) - failed} passed, {failed} failed"
+        return text + (f", {self.errored} could not be run" if self.errored else "")
 
-def _line_text(line: dict) -> str:
-    mods = ("-" + "-".join(line["modifiers"])) if line["modifiers"] else ""
-    return f"{line['code']}{mods} x{line['units']}"
 
-
-def run_cases(kb: KB, paths: list[str | Path], keyword: str | None = None) -> Run:
+def run_cases(kb: KB, paths: Iterable[str | Path], keyword: str | None = None) -> Run:
     """Load every case under `paths`, solve them in one program, and compare."""
-    loaded = load_paths(paths, kb.profiles())
-    problems = list(loaded.problems)
-    for enc in loaded.encounters:
-        problems.append(InputProblem(enc.file, enc.line, None, "", "is an encounter, not a case (it has nothing to check)"))
-    cases, seen = [], {}
-    for case in loaded.cases:
-        if case.name in seen:
-            problems.append(InputProblem(case.file, case.line, case.name, "name",
-                                         f"case name already used at {seen[case.name]}"))
+    problems: list[Problem] = []
+    cases: list[tuple[Case, Record]] = []
+    seen: dict[str, str] = {}
+    errored = 0
+    for record in read_paths(paths, kb.profiles(), lines=True):
+        if record.problems:
+            problems.extend(record.problems)
+            errored += 1
             continue
-        seen[case.name] = f"{case.file}:{case.line}"
-        problem = _check_expect(kb, case)
+        case = record.case
+        if case is None:
+            problems.append(Problem(record.file, record.line, None, "", "is an encounter, not a case (it has "
+                                    "nothing to check)"))
+            errored += 1
+            continue
+        if case.name in seen:
+            problems.append(Problem(record.file, record.line, case.name, "name",
+                                    f"case name already used at {seen[case.name]}"))
+            errored += 1
+            continue
+        seen[case.name] = record.where
+        problem = check_expect(kb, case, record)
         if problem:
             problems.append(problem)
+            errored += 1
             continue
         if keyword is None or keyword in case.name:
-            cases.append(case)
+            cases.append((case, record))
     if not cases:
-        return Run([], problems, set())
-    answer = solve_batch(kb, [c.encounter for c in cases], mode="full")
+        return Run([], problems, set(), errored)
+    answer = solve_batch(kb, [c.encounter for c, _ in cases], mode="full")
     results = []
-    for case in cases:
-        outcome = answer.outcome(case.encounter)
-        result = Result(case, outcome, compare(case, outcome))
+    for key, (case, record) in enumerate(cases, start=1):
+        outcome = answer.outcome(key, case.encounter)
+        result = Result(case, record, outcome, compare(case, outcome))
         if not result.passed:
-            result.outcome = answer.outcome(case.encounter, explain=True)
+            result.why = to_text(kb, explain(kb, answer, key, case.encounter, outcome), indent="  ")
         results.append(result)
-    return Run(results, problems, answer.fired_anywhere())
+    return Run(results, problems, answer.fired_anywhere(), errored)
 
 
-def _check_expect(kb: KB, case: Case) -> InputProblem | None:
+def check_expect(kb: KB, case: Case, record: Record) -> Problem | None:
+    """A case must check something, and name only ids the KB knows."""
     expect = case.expect
-    # lines: [] and rejected: [] are checks (nothing reported, nothing rejected); empty id lists are not.
-    checks = "lines" in expect or "rejected" in expect or any(
-        expect.get(k) for k in ("findings", "no_findings", "fired", "not_fired"))
-    if not checks:
-        return InputProblem(case.file, case.line, case.name, "expect",
-                            "the case has nothing to check (give lines, findings, rejected, fired ...)")
-    severities = kb.severities()
-    for key in ("findings", "no_findings"):
-        for fid in expect.get(key, []):
-            if fid not in severities:
-                return InputProblem(case.file, case.line, case.name, f"expect.{key}",
-                                    f"unknown finding id '{fid}' (known: {', '.join(sorted(severities))})")
-    for key in ("fired", "not_fired"):
-        for rid in expect.get(key, []):
-            if rid not in kb.rules:
-                return InputProblem(case.file, case.line, case.name, f"expect.{key}", f"unknown rule id '{rid}'")
-    if "rejected" in expect and case.encounter.billed is None:
-        return InputProblem(case.file, case.line, case.name, "expect.rejected",
-                            "the encounter has no billed lines to audit")
+
+    def problem(fld: str, message: str) -> Problem:
+        return Problem(record.file, record.line, case.name, f"expect.{fld}" if fld else "expect", message)
+
+    if not expect.checks_something():
+        return problem("", "the case has nothing to check (give lines, findings, rejected, billed, fired ...)")
+    registries = (("findings", kb.severities(), "finding id", "kb/reference/findings.lp"),
+                  ("no_findings", kb.severities(), "finding id", "kb/reference/findings.lp"),
+                  ("fired", kb.rules, "rule id", "a %@ rule: line in kb/"),
+                  ("not_fired", kb.rules, "rule id", "a %@ rule: line in kb/"))
+    for key, known, what, where in registries:
+        for ident in getattr(expect, key) or []:
+            if ident not in known:
+                return problem(key, f"unknown {what} '{ident}' (not in {where})")
+    for i, line in enumerate(expect.billed or []):
+        for reason in line.reasons or []:
+            if reason not in kb.reasons():
+                return problem(f"billed[{i}].reasons", f"unknown reason id '{reason}' (not in kb/reference/reasons.lp)")
+    billed = case.encounter.billed
+    if (expect.rejected is not None or expect.billed is not None) and billed is None:
+        return problem("rejected" if expect.rejected is not None else "billed",
+                       "the encounter has no billed lines to audit")
+    if expect.billed is not None and billed is not None:
+        if len(expect.billed) != len(billed):
+            return problem("billed", f"lists {len(expect.billed)} line(s); the claim has {len(billed)} (one entry "
+                           "per billed line, in order)")
+        for i, (want, claimed) in enumerate(zip(expect.billed, billed)):
+            if want.code != claimed.code:
+                return problem(f"billed[{i}].code", f"is {want.code}, but billed line {i + 1} is {claimed.code} "
+                               "(one entry per billed line, in order)")
     return None
 
 
-def compare(case: Case, out: dict) -> list[str]:
+def _line_text(code: str, units: int, modifiers: Iterable[str]) -> str:
+    return code + "".join("-" + m for m in modifiers) + f" x{units}"
+
+
+def compare(case: Case, out: Outcome) -> list[str]:
     expect, failures = case.expect, []
-    if "lines" in expect:
-        want = {(ln.code, ln.units, tuple(sorted(ln.modifiers))) for ln in expect["lines"]}
-        got = {(ln["code"], ln["units"], tuple(ln["modifiers"])) for ln in out["lines"]}
+    if expect.lines is not None:
+        want = {(ln.code, ln.units, tuple(sorted(ln.modifiers))) for ln in expect.lines}
+        got = {(ln.code, ln.units, tuple(ln.modifiers)) for ln in out.lines}
         if want != got:
-            text = lambda s: ", ".join(_line_text({"code": c, "units": u, "modifiers": list(m)}) for c, u, m in sorted(s)) or "none"
+            def text(s: set) -> str:
+                return ", ".join(_line_text(c, u, m) for c, u, m in sorted(s)) or "none"
             failures.append(f"lines: expected {text(want)}; got {text(got)}")
             if want - got:
                 failures.append(f"  missing: {text(want - got)}")
             if got - want:
                 failures.append(f"  unexpected: {text(got - want)}")
-    found = {f["id"] for f in out["findings"]}
-    for fid in expect.get("findings", []):
+    found = {f.id for f in out.findings}
+    for fid in expect.findings or []:
         if fid not in found:
             failures.append(f"findings: expected {fid}; got {', '.join(sorted(found)) or 'none'}")
-    for fid in expect.get("no_findings", []):
+    for fid in expect.no_findings or []:
         if fid in found:
-            msg = next(f["message"] for f in out["findings"] if f["id"] == fid)
-            failures.append(f"no_findings: {fid} must not appear, but did: {msg}")
-    if "rejected" in expect:
-        want = sorted(expect["rejected"])
-        got = sorted(b["code"] for b in out.get("billed", []) if b["verdict"] == "reject")
-        if want != got:
-            failures.append(f"rejected: expected [{', '.join(want)}]; got [{', '.join(got)}]")
-    fired = set(out.get("fired", []))
-    for rid in expect.get("fired", []):
+            message = next(f.message for f in out.findings if f.id == fid)
+            failures.append(f"no_findings: {fid} must not appear, but did: {message}")
+    billed = out.billed or []
+    if expect.rejected is not None:
+        want_codes = sorted(expect.rejected)
+        got_codes = sorted(b.code for b in billed if b.verdict == "reject")
+        if want_codes != got_codes:
+            failures.append(f"rejected: expected [{', '.join(want_codes)}]; got [{', '.join(got_codes)}]")
+    for i, (want_line, got_line) in enumerate(zip(expect.billed or [], billed), start=1):
+        if want_line.verdict != got_line.verdict:
+            failures.append(f"billed line {i} ({got_line.code}): expected {want_line.verdict}; got {got_line.verdict}")
+        got_reasons = sorted({r.id for r in got_line.reasons})
+        if want_line.reasons is not None and sorted(set(want_line.reasons)) != got_reasons:
+            failures.append(f"billed line {i} ({got_line.code}) reasons: expected "
+                            f"[{', '.join(sorted(set(want_line.reasons)))}]; got [{', '.join(got_reasons)}]")
+    fired = set(out.fired or [])
+    for rid in expect.fired or []:
         if rid not in fired:
             failures.append(f"fired: rule {rid} was expected to fire and did not")
-    for rid in expect.get("not_fired", []):
+    for rid in expect.not_fired or []:
         if rid in fired:
             failures.append(f"not_fired: rule {rid} fired")
     return failures
 
 
+# ---------------------------------------------------------------------- between runs
 def summary(run: Run) -> dict[str, dict]:
     """What each case came out as: enough to say later what changed."""
     out = {}
     for r in run.results:
         o = r.outcome
         out[r.case.name] = {
-            "lines": sorted(_line_text(ln) for ln in o["lines"]),
-            "findings": sorted({f["id"] for f in o["findings"]}),
-            "rejected": sorted(b["code"] for b in o.get("billed", []) if b["verdict"] == "reject"),
-            "fired": sorted(o.get("fired", [])),
+            "lines": sorted(ln.text() for ln in o.lines),
+            "findings": sorted({f.id for f in o.findings}),
+            "rejected": sorted(b.code for b in o.billed or [] if b.verdict == "reject"),
+            "fired": sorted(o.fired or []),
         }
     return out
 
@@ -171,13 +203,38 @@ def changes(before: dict[str, dict], after: dict[str, dict]) -> list[str]:
     lines = []
     for name in sorted(set(before) & set(after)):
         old, new, parts = before[name], after[name], []
-        if old["lines"] != new["lines"]:
-            parts.append(f"lines {', '.join(old['lines']) or 'none'} -> {', '.join(new['lines']) or 'none'}")
+        if old.get("lines") != new["lines"]:
+            parts.append(f"lines {', '.join(old.get('lines', [])) or 'none'} -> {', '.join(new['lines']) or 'none'}")
         for key, label in (("findings", "findings"), ("rejected", "rejected"), ("fired", "rules")):
-            added = sorted(set(new[key]) - set(old[key]))
-            gone = sorted(set(old[key]) - set(new[key]))
+            added = sorted(set(new[key]) - set(old.get(key, [])))
+            gone = sorted(set(old.get(key, [])) - set(new[key]))
             if added or gone:
                 parts.append(f"{label} " + " ".join([f"+{x}" for x in added] + [f"-{x}" for x in gone]))
         if parts:
             lines.append(f"{name}: " + "; ".join(parts))
     return lines
+
+
+def remember(path: Path, run: Run) -> tuple[list[str], str]:
+    """The changes since the run recorded in `path`, and this run recorded there (with a
+    warning where it cannot be written)."""
+    now = summary(run)
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        before = {}
+    changed = changes(before if isinstance(before, dict) else {}, now)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**before, **now}, indent=0, sort_keys=True))
+    except OSError as exc:
+        return changed, f"could not record this run in {path}: {exc.strerror or exc}"
+    return changed, ""
+
+
+def coverage(kb: KB, run: Run) -> list[tuple[str, int]]:
+    """Every rule id with the number of cases that fire it."""
+    counts = Counter(dict.fromkeys(kb.rules, 0))
+    for result in run.results:
+        counts.update(result.outcome.fired or [])
+    return sorted(counts.items())

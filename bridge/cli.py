@@ -1,25 +1,29 @@
 """The tpkb command line. It parses arguments and prints; the work is done elsewhere.
 
-Exit status: 0 all coded (or all cases passed); 1 a case failed; 2 bad input, a bad
-case file or a KB error (the rest of the batch is still coded); 3 an internal error.
+Exit status: 0 all coded (or all cases passed); 1 a case failed; 2 bad input, a bad case
+file or a KB error (the rest of the batch is still coded); 3 an internal error.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
-from itertools import islice
+from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import NoReturn
 
 import click
 
-from .api import code_batches, default_jobs, default_kb_path
-from .cases import changes, run_cases, summary
-from .engine import KB, KBError, SolveError
-from .explain import format_outcome
+from .api import Options, code_stream, default_jobs, default_kb_path, load_kb
+from .engine import KBError, SolveError, fact_text
 from .facts import encounter_facts
-from .load import Encounter, InputProblem, assign_keys, iter_jsonl, load_paths
+from .kb import KB
+from .load import Problem, Record, read_jsonl, read_paths
+from .printable import escape
+from .render import as_dot_graphs, as_json, as_text, error_record
 
 FORMATS = click.Choice(["text", "json", "jsonl"])
 
@@ -33,13 +37,24 @@ class Ctx:
     @property
     def kb(self) -> KB:
         if self._kb is None:
-            self._kb = KB.load(self.kb_path)
+            self._kb = load_kb(self.kb_path)
         return self._kb
 
-    def report(self, problems: Iterable[InputProblem]) -> None:
+    def report(self, problems: Iterable[Problem]) -> None:
         for p in problems:
             self.problems += 1
             click.echo(f"error: {p}", err=True)
+
+    def records(self, paths: tuple[str, ...], lines: bool = False) -> Iterator[Record]:
+        """The records of the paths (or of JSONL on standard input), problems reported as read."""
+        profiles = frozenset(self.kb.profiles())
+        if paths == ("-",):
+            source = read_jsonl(sys.stdin.buffer, "<stdin>", profiles)
+        else:
+            source = read_paths(paths, profiles, lines)
+        for record in source:
+            self.report(record.problems)
+            yield record
 
 
 @click.group()
@@ -52,122 +67,145 @@ def main(ctx: click.Context, kb_path: Path | None) -> None:
     ctx.obj = Ctx(kb_path or default_kb_path())
 
 
-def _batches(ctx: Ctx, paths: tuple[str, ...], batch_size: int) -> Iterator[list[Encounter]]:
-    """Encounters (and the encounters of cases) in batches; errors are reported as found."""
-    if paths == ("-",):
-        stream = iter_jsonl(sys.stdin, "<stdin>", ctx.kb.profiles())
-        while True:
-            chunk = list(islice(stream, batch_size))
-            if not chunk:
-                return
-            batch = []
-            for enc, problems in chunk:
-                ctx.report(problems)
-                if enc:
-                    batch.append(enc)
-            assign_keys(batch)
-            yield batch
+def _fail_kb(exc: Exception) -> NoReturn:
+    for m in exc.messages if isinstance(exc, KBError) else [str(exc)]:
+        click.echo(f"kb error: {m}", err=True)
+    sys.exit(2)
+
+
+def _emit(ctx: Ctx, outputs: Iterator[tuple[Record, str]], fmt: str) -> None:
+    if fmt != "json":
+        for _record, text in outputs:
+            if text:
+                click.echo(text, nl=fmt == "jsonl")
         return
-    loaded = load_paths(paths, ctx.kb.profiles())
-    ctx.report(loaded.problems)
-    encounters = loaded.encounters + [c.encounter for c in loaded.cases]
-    for i in range(0, len(encounters), batch_size):
-        yield encounters[i:i + batch_size]
+    errors = []
+    first = True
+    click.echo('{"encounters": [', nl=False)
+    for record, text in outputs:
+        if not record.ok:
+            errors.append(json.dumps(error_record(record)))
+            continue
+        click.echo(("\n" if first else ",\n") + text, nl=False)
+        first = False
+    click.echo("\n]" + (',\n"errors": [\n' + ",\n".join(errors) + "\n]" if errors else "") + "}")
 
 
-def render_json(out: dict, explain: bool) -> str:
-    return json.dumps(out)
-
-
-def render_text(out: dict, explain: bool) -> str:
-    return format_outcome(out, explain=explain) + "\n"
-
-
-def _emit(records: Iterator[str], fmt: str) -> None:
-    records = iter(records)
-    if fmt == "json":
-        first = next(records, None)  # solve the first batch before printing anything
-        click.echo('{"encounters": [', nl=False)
-        if first is not None:
-            click.echo("\n" + first, nl=False)
-            for record in records:
-                click.echo(",\n" + record, nl=False)
-        click.echo("\n]}")
-    else:
-        for record in records:
-            click.echo(record)
-
-
-def _run(ctx: Ctx, paths, fmt: str, explain: bool, batch_size: int, jobs: int) -> None:
-    render = render_text if fmt == "text" else render_json
+def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_size: int, jobs: int) -> None:
     try:
-        ctx.kb  # load (and check) the KB before anything is printed
-        _emit(code_batches(ctx.kb, _batches(ctx, paths, batch_size), explain=explain, render=render, jobs=jobs), fmt)
+        kb = ctx.kb  # load (and check) the KB before anything is printed
+        _emit(ctx, code_stream(kb, ctx.records(paths), options, batch_size=batch_size, jobs=jobs), fmt)
     except (KBError, SolveError) as exc:
         _fail_kb(exc)
     sys.exit(2 if ctx.problems else 0)
 
 
-def _fail_kb(exc: Exception) -> None:
-    messages = exc.messages if isinstance(exc, KBError) else [str(exc)]
-    for m in messages:
-        click.echo(f"kb error: {m}", err=True)
-    sys.exit(2)
-
-
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-@click.option("--explain", is_flag=True, help="Include the explanation trees.")
+@click.option("--explain", is_flag=True, help="Include each encounter's explanation (the summary; --full for all).")
+@click.option("--full", is_flag=True, help="With --explain: every rule firing and fact, plumbing included.")
 @click.option("--batch-size", type=click.IntRange(1), default=5000, show_default=True,
               help="Encounters grounded and solved together in one program.")
 @click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores",
               help="Batches coded at once, each in its own process.")
 @click.pass_obj
-def code(ctx: Ctx, paths, fmt, explain, batch_size, jobs) -> None:
+def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int, jobs: int) -> None:
     """Code encounter or case files (YAML, JSON, JSONL; directories; '-' for JSONL on stdin)."""
-    _run(ctx, paths, fmt, explain, batch_size, jobs)
+    render = partial(as_text, full=full) if fmt == "text" else partial(as_json, full=full)
+    _run(ctx, paths, fmt, Options(explain=explain, render=render), batch_size, jobs)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl", "dot", "svg"]), default="text",
+              show_default=True)
+@click.option("--full", is_flag=True, help="The whole derivation: every rule firing, fact and table row.")
+@click.option("--depth", type=click.IntRange(1), default=None, help="Show this many levels of rules under each "
+              "conclusion.")
 @click.pass_obj
-def explain(ctx: Ctx, paths, fmt) -> None:
-    """Code files and explain every line, finding and verdict by the rules that derived it."""
-    _run(ctx, paths, fmt, True, 5000, 1)
+def explain(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool, depth: int | None) -> None:
+    """Explain every line, finding and verdict by the policy rules that decided it."""
+    if fmt in ("dot", "svg"):
+        _graph(ctx, paths, fmt, full)
+        return
+    render = partial(as_text, full=full, depth=depth) if fmt == "text" else partial(as_json, full=full)
+    _run(ctx, paths, fmt, Options(explain=True, render=render), 5000, 1)
+
+
+def _graph(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool) -> None:
+    try:
+        kb = ctx.kb
+        dot = as_dot_graphs(kb, list(ctx.records(paths)), full)
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    if fmt == "svg":
+        exe = shutil.which("dot")
+        if exe is None:
+            click.echo("error: Graphviz is not installed (no 'dot' program); use --format dot", err=True)
+            sys.exit(2)
+        proc = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            click.echo(f"error: dot failed: {escape(proc.stderr.strip())}", err=True)
+            sys.exit(2)
+        dot = proc.stdout
+    click.echo(dot, nl=False)
+    sys.exit(2 if ctx.problems else 0)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.pass_obj
-def facts(ctx: Ctx, paths) -> None:
+def facts(ctx: Ctx, paths: tuple[str, ...]) -> None:
     """Print the facts each encounter becomes (the input of the KB)."""
     try:
         side_words = ctx.kb.side_words()
-        for batch in _batches(ctx, paths, 5000):
-            for enc in batch:
-                where = f"{enc.file}:{enc.line}" if enc.line else enc.file
-                click.echo(f"% encounter {enc.id} ({where})")
-                for sym in encounter_facts(enc, side_words):
-                    click.echo(f"{sym}.")
+        key = 0
+        for record in ctx.records(paths, lines=True):
+            if not record.ok or record.encounter is None:
+                continue
+            key += 1
+            click.echo(f"% encounter {key}: id {json.dumps(record.id)} ({escape(record.where)})")
+            for atom in encounter_facts(key, record.encounter, side_words):
+                click.echo(fact_text(atom))
     except KBError as exc:
         _fail_kb(exc)
     sys.exit(2 if ctx.problems else 0)
 
 
 @main.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True)
+@click.pass_obj
+def schema(ctx: Ctx, fmt: str) -> None:
+    """Print the JSON Schema of case and encounter files (cases/tpkb.schema.json), or the
+    key tables of cases/README.md."""
+    from . import schema as schema_module  # pydantic's JSON Schema machinery: only for this command
+
+    try:
+        profiles = ctx.kb.profiles()
+    except KBError as exc:
+        _fail_kb(exc)
+    if fmt == "json":
+        click.echo(json.dumps(schema_module.json_schema(profiles), indent=2))
+    else:
+        click.echo(schema_module.markdown(), nl=False)
+
+
+@main.command()
 @click.argument("paths", nargs=-1)
 @click.option("-k", "keyword", default=None, help="Only cases whose name contains this text.")
-@click.option("--coverage", is_flag=True, help="List every rule id with the number of cases firing it.")
+@click.option("--coverage", "show_coverage", is_flag=True,
+              help="List every rule id with the number of cases firing it.")
 @click.option("--since", "since", type=click.Path(dir_okay=False, path_type=Path), default=Path(".tpkb/last-test.json"),
               show_default=True, help="Outcomes of the previous run: cases that changed since are listed, "
               "and this run's outcomes are written there.")
 @click.pass_obj
-def test(ctx: Ctx, paths, keyword, coverage, since) -> None:
+def test(ctx: Ctx, paths: tuple[str, ...], keyword: str | None, show_coverage: bool, since: Path) -> None:
     """Run case files (default: cases/) and print 'N passed, M failed'.
 
     Also lists the cases whose outcome changed since the previous run, and how."""
+    from .cases import coverage, remember, run_cases
+
     try:
         run = run_cases(ctx.kb, list(paths) or ["cases"], keyword)
     except (KBError, SolveError) as exc:
@@ -176,41 +214,25 @@ def test(ctx: Ctx, paths, keyword, coverage, since) -> None:
     for result in run.failed:
         click.echo(result.report())
         click.echo()
-    if coverage:
-        counts = {rid: 0 for rid in ctx.kb.rules}
-        for result in run.results:
-            for rid in result.outcome.get("fired", []):
-                counts[rid] += 1
-        for rid in sorted(counts):
-            click.echo(f"{counts[rid]:5d}  {rid}")
+    if show_coverage:
+        for rid, count in coverage(ctx.kb, run):
+            click.echo(f"{count:5d}  {rid}")
     if not paths and keyword is None and run.results:
         unfired = sorted(set(ctx.kb.rules) - run.fired)
         click.echo(f"rules fired by the cases: {len(ctx.kb.rules) - len(unfired)} of {len(ctx.kb.rules)}"
                    + (f"; fired by no case: {', '.join(unfired)}" if unfired else ""))
-    _changes_since(since, summary(run))
-    failed = len(run.failed)
-    click.echo(f"{len(run.results) - failed} passed, {failed} failed")
-    if ctx.problems:
-        sys.exit(2)
-    if failed or not run.results:
-        sys.exit(1)
-
-
-def _changes_since(path: Path, now: dict) -> None:
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, ValueError):
-        before = {}
-    changed = changes(before, now)
+    changed, warning = remember(since, run)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if changed:
         click.echo(f"changed since the last run ({len(changed)}):")
         for line in changed:
             click.echo(f"  {line}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**before, **now}, indent=0, sort_keys=True))
-    except OSError as exc:
-        click.echo(f"warning: could not record this run in {path}: {exc}", err=True)
+    click.echo(run.tally())
+    if ctx.problems:
+        sys.exit(2)
+    if run.failed or not run.results:
+        sys.exit(1)
 
 
 def run() -> None:
@@ -222,5 +244,6 @@ def run() -> None:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (please report this with the input)", err=True)
+        click.echo(f"internal error: {type(exc).__name__}: {escape(str(exc))[:300]} (please report this with "
+                   "the input)", err=True)
         sys.exit(3)

@@ -1,414 +1,408 @@
-"""Decode one batch's answer set into an outcome per encounter, and explain each line,
-finding and verdict as a tree of the rules that derived it."""
+"""Explanations as graphs: every line, finding and billed-line verdict of an encounter,
+the rule firings that derived it, the facts under them and the negative conditions that
+held. A sub-derivation shared by several conclusions is one node.
+
+Two views of the same graph:
+- the summary (the default): policy rules only. A rule marked `%@ kind: plumbing` (reading
+  text, normalising a side, joining a table) is folded into the policy rule above it, which
+  then rests directly on the facts the plumbing read. Table rows are left out (the rule's
+  label and source name them);
+- the full graph (`--full`): every firing, every fact, every table row.
+
+Renderings: text for people (no ASP syntax), JSON (nodes with ids, edges), Graphviz DOT.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Iterable
-
 import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from clingo.symbol import Function, Number, String, Symbol, SymbolType
-
-from .engine import FIRED, KB, WILD, BodyItem, Pattern, Rule, instantiate, render
-from .facts import INPUTS, encounter_facts
-from .load import Encounter
-
-SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
-MAX_DEPTH = 40
-MAX_MATCHES = 50
-
-
-class Const(str):
-    """A clingo constant (a function without arguments), shown by its name."""
+from .kb import KB
+from .outcome import Answer, Firing, Outcome, render_label
+from .rules import PLACEHOLDER as _PLACEHOLDER
+from .rules import Rule
+from .terms import ANY, Atom, Pat, atom_text, instantiate, instantiate_atom, matches, show
 
 
-class Text(str):
-    """Any other compound term, shown as clingo writes it (tuples as "(a, b)")."""
-
-
-class Decoder:
-    """Python values of clingo symbols, each distinct symbol decoded once per batch.
-
-    clingo's accessors are calls into C and dominate the cost of a large batch. clingo
-    interns symbols, so the raw symbol value (Symbol._rep) identifies equal symbols with
-    no call; where a clingo version lacks it, the Symbol itself is the key."""
-
-    def __init__(self):
-        self.cache: dict = {}
-
-    def __call__(self, sym: Symbol):
-        key = getattr(sym, "_rep", sym)
-        try:
-            return self.cache[key]
-        except KeyError:
-            value = self.cache[key] = _decode(sym)
-            return value
-
-
-def _decode(sym: Symbol):
-    kind = sym.type
-    if kind == SymbolType.String:
-        return sym.string
-    if kind == SymbolType.Number:
-        return sym.number
-    if kind == SymbolType.Function:
-        args = sym.arguments
-        if not args:
-            return Const(sym.name)
-        if sym.name == "":
-            return Text("(" + ", ".join(show_value(_decode(a)) for a in args) + ")")
-    return Text(str(sym))
-
-
-def show_value(value, fmt: str = "") -> str:
-    """A value as a person reads it: strings bare, constants by name, dates as YYYY-MM-DD."""
-    if isinstance(value, int) and fmt == "date" and 10000101 <= value <= 99991231:
-        return f"{value // 10000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
-    return str(value)
-
-
-def show(sym, fmt: str = "") -> str:
-    if isinstance(sym, Pattern) or not isinstance(sym, Symbol):
-        return str(sym)
-    return show_value(_decode(sym), fmt)
-
-
-_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
-_LABELS: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
-
-
-def render_label(rule: Rule, values: Symbol, decode=_decode) -> str:
-    """The rule's label with each {Var} replaced by the rule's value for it (`values` is
-    the tuple of the rule's variable values, as the firing atom carries it)."""
-    parts = _LABELS.get((rule.id, rule.label))
-    if parts is None:
-        parts, pos = [], 0
-        for match in _PLACEHOLDER.finditer(rule.label):
-            index = rule.variables.index(match.group(1)) if match.group(1) in rule.variables else -1
-            parts.append((rule.label[pos:match.start()], index, match.group(2) or ""))
-            pos = match.end()
-        parts.append((rule.label[pos:], -2, ""))
-        _LABELS[(rule.id, rule.label)] = parts
-    args = values.arguments if len(parts) > 1 else ()
-    out = []
-    for text, index, fmt in parts:
-        out.append(text)
-        if index >= 0:
-            out.append(show_value(decode(args[index]), fmt))
-    return "".join(out)
-
-
-class Answer:
-    """The answer set of one batch, split by encounter key.
-
-    Each symbol is decoded once: clingo's accessors are calls into C, the bulk of the
-    cost of a large batch."""
-
-    def __init__(self, kb: KB, symbols: Iterable[Symbol], mode: str = "full"):
-        self.kb, self.mode = kb, mode
-        self.decode = decode = Decoder()
-        self.atoms: dict[str, list[tuple[str, list[Symbol]]]] = defaultdict(list)
-        self.firings: dict[str, list[tuple]] = defaultdict(list)
-        for sym in symbols:
-            args = sym.arguments
-            name = sym.name
-            if name == FIRED:
-                self.firings[decode(args[0])].append((decode(args[1]), args[2], args[3]))
-            else:
-                self.atoms[decode(args[0])].append((name, args))
-        self.severity = kb.severities()
-        self._global_index: dict[Symbol, list[tuple]] | None = None
-
-    def derivations(self, key: str) -> dict[Symbol, list[tuple]]:
-        index: dict[Symbol, list[tuple]] = defaultdict(list)
-        for rid, head, values in self.firings.get(key, ()):
-            index[head].append((rid, values))
-        return index
-
-    def global_derivations(self) -> dict[Symbol, list[tuple]]:
-        """Firings of rules about the reference tables alone (no encounter id)."""
-        if self._global_index is None:
-            self._global_index = self.derivations("")
-        return self._global_index
-
-    def fired(self, key: str) -> set[str]:
-        return {rid for rid, _, _ in self.firings.get(key, ())}
-
-    def fired_anywhere(self) -> set[str]:
-        return {rid for entries in self.firings.values() for rid, _, _ in entries}
-
-    def outcome(self, enc: Encounter, *, explain: bool = False) -> dict:
-        return _Outcome(self, enc).build(explain)
-
-
-class _Outcome:
-    def __init__(self, answer: Answer, enc: Encounter):
-        self.answer, self.kb, self.enc = answer, answer.kb, enc
-        self.key = enc.key or enc.id
-        self._index: dict | None = None
-        self._facts: list[Symbol] | None = None
+@dataclass
+class Node:
+    id: int
+    kind: str  # rule, input, table, kb
+    atom: Atom | Pat
+    firing: Firing | None = None
+    children: list[int] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # negative conditions that held, read aloud
+    checks: list[str] = field(default_factory=list)  # comparisons that held, with values
 
     @property
-    def index(self) -> dict[Symbol, list[tuple]]:
-        if self._index is None:
-            self._index = self.answer.derivations(self.key)
-        return self._index
+    def rule(self) -> Rule | None:
+        return self.firing.rule if self.firing else None
 
-    # -- the outcome record
-    def build(self, explain: bool) -> dict:
-        lines, mods, verdicts = {}, defaultdict(list), {}
-        findings: dict[tuple, dict] = {}
-        reasons: dict[int, dict[tuple, dict]] = defaultdict(dict)
-        d = self.answer.decode
-        rules = self.kb.rules
-        # Firings first: they carry the messages; bare atoms (plain mode) only fill gaps.
-        for rid, head, values in self.answer.firings.get(self.key, ()):
-            rule = rules[rid]
-            kind = rule.head.name  # from the rule, not the symbol: no call into clingo
-            if kind == "finding":
-                _, fid, subject = head.arguments
-                k = (d(fid), d(subject))
-                if k not in findings:
-                    findings[k] = self.finding(k[0], subject, rule, values)
-            elif kind == "reason":
-                _, b, reason, other = head.arguments
-                b, k = d(b), (d(reason), d(other))
-                if k not in reasons[b]:
-                    reasons[b][k] = {"id": k[0], "rule": rule.id, "message": render_label(rule, values, d),
-                                     "source": rule.source}
-        for name, args in self.answer.atoms.get(self.key, ()):
-            if name == "line":
-                lines[d(args[1])] = d(args[2])
-            elif name == "line_modifier":
-                mods[d(args[1])].append(d(args[2]))
-            elif name == "verdict":
-                verdicts[d(args[1])] = d(args[2])
-            elif name == "finding":  # plain mode: no firing atoms to take messages from
-                k = (d(args[1]), d(args[2]))
-                findings.setdefault(k, self.finding(k[0], args[2], None, None))
-            elif name == "reject_reason":
-                k = (d(args[2]), d(args[3]))
-                reasons[d(args[1])].setdefault(k, {"id": k[0], "message": k[0]})
-        out: dict = {
-            "id": self.enc.id,
-            "date": self.enc.date.isoformat(),
-            "payer": self.enc.payer,
-            "lines": [
-                {"code": code, "units": lines[code], "modifiers": sorted(mods.get(code, []))}
-                for code in sorted(lines)
-            ],
-            "findings": sorted(
-                findings.values(),
-                key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["id"], f["subject"]),
-            ),
-        }
-        if self.enc.billed is not None:
-            out["billed"] = []
-            for b, line in enumerate(self.enc.billed, start=1):
-                details = sorted(reasons.get(b, {}).values(), key=lambda r: r["id"])
-                out["billed"].append({
-                    "code": line.code, "units": line.units, "modifiers": sorted(line.modifiers),
-                    "verdict": verdicts.get(b, "reject"),
-                    "reasons": [f"{r['id']}: {r['message']}" for r in details],
-                    "reason_details": details,
-                })
-        if self.answer.mode == "full":
-            out["fired"] = sorted(self.answer.fired(self.key))
-        if explain:
-            out["explanation"] = self.explanation(lines, mods, verdicts)
-        return out
+    @property
+    def plumbing(self) -> bool:
+        return self.firing is not None and self.firing.rule.plumbing
 
-    def finding(self, fid: str, subject: Symbol, rule: Rule | None, values) -> dict:
-        d = self.answer.decode
-        message = render_label(rule, values, d) if rule else fid
-        subject_value = d(subject)
-        if fid == "muscle_unmatched" and isinstance(subject_value, int):
-            near = self.kb.suggest(self.enc.procedures[subject_value - 1].muscle)
-            if near:
-                message += ". Did you mean: " + ", ".join(near) + "?"
-        return {
-            "id": fid,
-            "severity": self.answer.severity.get(fid, "warning"),
-            "subject": show_value(subject_value),
-            "message": message,
-            "rule": rule.id if rule else "",
-            "source": rule.source if rule else "",
-        }
 
-    # -- explanation trees
-    def explanation(self, lines, mods, verdicts) -> list[dict]:
-        e = String(self.key)
-        out = []
-        for code in sorted(lines):
-            atom = Function("line", [e, String(code), Number(lines[code])])
-            out.append({"conclusion": f"line {code} x{lines[code]}", "tree": self.tree(atom)})
-            for m in sorted(mods.get(code, [])):
-                atom = Function("line_modifier", [e, String(code), String(m)])
-                out.append({"conclusion": f"modifier {m} on {code}", "tree": self.tree(atom)})
-        wanted = {"finding": [], "verdict": [], "reject_reason": []}
-        for name, args in self.answer.atoms.get(self.key, ()):
-            if name in wanted:
-                wanted[name].append(Function(name, args))
-        for atom in sorted(wanted["finding"], key=str):
-            out.append({"conclusion": f"finding {atom.arguments[1].name} ({show(atom.arguments[2])})",
-                        "tree": self.tree(atom)})
-        for atom in sorted(wanted["verdict"], key=str):
-            b = atom.arguments[1].number
-            out.append({"conclusion": f"billed line {b}: {verdicts[b]}", "tree": self.tree(atom)})
-        for atom in sorted(wanted["reject_reason"], key=str):
-            out.append({"conclusion": f"billed line {atom.arguments[1].number}: reason {atom.arguments[2].name}",
-                        "tree": self.tree(atom)})
-        return out
+@dataclass
+class Conclusion:
+    kind: str  # line, modifier, finding, verdict, reason
+    text: str
+    roots: list[int]
 
-    def facts(self) -> list[Symbol]:
-        if self._facts is None:
-            self._facts = encounter_facts(self.enc, self.kb.side_words())
-        return self._facts
 
-    def known(self) -> Iterable[Symbol]:
-        yield from self.index
-        yield from self.answer.global_derivations()
-        yield from self.facts()
+@dataclass
+class Graph:
+    nodes: list[Node]
+    conclusions: list[Conclusion]
 
-    def tree(self, atom, depth: int = 0) -> list[dict]:
-        """The derivations of `atom`: one node per rule firing that derived it, or a fact leaf."""
-        if isinstance(atom, Pattern):
-            matches = [a for a in self.known() if atom.matches(a)]
-            if not matches and atom.name in self.kb.fact_names:
-                matches = [a for a in self.kb.reference_atoms(atom.name) if atom.matches(a)]
-            if not matches:
-                return [self.leaf(atom)]
-            nodes = []
-            for a in sorted(set(matches), key=str)[:MAX_MATCHES]:
-                nodes.extend(self.tree(a, depth))
-            return nodes
-        firings = self.index.get(atom) or self.answer.global_derivations().get(atom)
-        if not firings:
-            return [self.leaf(atom)]
-        if depth >= MAX_DEPTH:
-            return [{"atom": str(atom), "truncated": True}]
-        return [self.node(atom, self.kb.rules[rid], values, depth) for rid, values in firings]
 
-    def leaf(self, atom) -> dict:
-        name = atom.name
-        if name in INPUTS:
-            origin = "encounter"
-        else:
-            origin = self.kb.fact_names.get(name, "kb")
-        node = {"atom": str(atom), "fact": origin}
-        text = self.reading(atom)
-        if text:
-            node["text"] = text
+class GraphBuilder:
+    """Builds one encounter's explanation graph from the firings of a fully instrumented
+    solve, the encounter's input facts and the KB's tables."""
+
+    def __init__(self, kb: KB, answer: Answer, key: int, facts: list[Atom]):
+        self.kb = kb
+        self.tables = kb.tables.names()
+        self.by_head: dict[Any, list[Firing]] = defaultdict(list)
+        self.by_name: dict[str, list[Atom]] = defaultdict(list)
+        for firing in answer.firings.get(key, ()):
+            head = firing.head()
+            self.by_head[head].append(firing)
+            self.by_name[head[0]].append(head)
+        for firing in answer.firings.get(0, ()):  # rules about the tables alone
+            self.by_head[firing.head()].append(firing)
+        self.inputs = set(facts)
+        for fact in facts:
+            self.by_name[fact[0]].append(fact)
+        self.nodes: list[Node] = []
+        self.atom_nodes: dict[Any, list[int]] = {}
+        self.firing_nodes: dict[tuple, int] = {}
+
+    def build(self, outcome: Outcome, key: int) -> Graph:
+        conclusions = []
+        for line in outcome.lines:
+            conclusions.append(Conclusion("line", f"line {line.text()}", self.derive(("line", key, line.code,
+                                                                                     line.units))))
+            for m in line.modifiers:
+                conclusions.append(Conclusion("modifier", f"modifier {m} on {line.code}",
+                                              self.derive(("line_modifier", key, line.code, m))))
+        for f in outcome.findings:
+            roots = [n for a in self.by_name.get("finding", ()) if a[2].name == f.id and show(a[3], "raw") == f.subject
+                     for n in self.derive(a)]
+            conclusions.append(Conclusion("finding", f"finding {f.severity} {f.id}: {f.message}", roots))
+        for b, billed in enumerate(outcome.billed or [], start=1):
+            verdict = [a for a in self.by_name.get("verdict", ()) if a[2] == b]
+            mods = "".join("-" + m for m in billed.modifiers)
+            conclusions.append(Conclusion("verdict", f"billed line {b}: {billed.code}{mods} x{billed.units}: "
+                                          f"{billed.verdict}", [n for a in verdict for n in self.derive(a)]))
+            for reason in billed.reasons:
+                atoms = [a for a in self.by_name.get("reason", ()) if a[2] == b and a[3].name == reason.id]
+                roots = [n for a in atoms for n in self.derive(a) if self._message(n) == reason.message]
+                conclusions.append(Conclusion("reason", f"reason {reason.id}: {reason.message}", roots))
+        return Graph(self.nodes, conclusions)
+
+    def _message(self, n: int) -> str | None:
+        firing = self.nodes[n].firing
+        return render_label(firing.rule, firing.values) if firing is not None else None
+
+    def derive(self, atom: Atom) -> list[int]:
+        """The nodes that derived `atom`: one per rule firing, or one fact node."""
+        if atom in self.atom_nodes:
+            return self.atom_nodes[atom]
+        firings = self.by_head.get(atom)
+        if firings:
+            ids = self.atom_nodes[atom] = []
+            ids.extend(self.fired(f) for f in firings)
+            return ids
+        kind = "input" if atom in self.inputs else "table" if atom[0] in self.tables else "kb"
+        node = self._node(kind, atom)
+        self.atom_nodes[atom] = [node.id]
+        return [node.id]
+
+    def fired(self, firing: Firing) -> int:
+        key = (firing.rule.number, firing.values)
+        if key in self.firing_nodes:
+            return self.firing_nodes[key]
+        node = self._node("rule", firing.head(), firing)
+        self.firing_nodes[key] = node.id
+        bindings = firing.rule.bindings(firing.values)
+        for lit in firing.rule.body:
+            if lit.kind == "atom" and lit.atom is not None:
+                atom = instantiate_atom(lit.atom, bindings)
+                if lit.negated:
+                    node.held.append(self.reading(atom, negated=True))
+                else:
+                    node.children.extend(n for a in self.lookup(atom) for n in self.derive(a))
+            elif lit.kind == "aggregate":
+                for element in lit.elements:
+                    pattern = instantiate_atom(element, bindings)
+                    node.children.extend(n for a in self.lookup(pattern) for n in self.derive(a))
+            elif lit.kind == "compare":
+                node.checks.append(_compare_text(lit.text, lit.guards, bindings))
+        node.children = list(dict.fromkeys(node.children))
+        return node.id
+
+    def lookup(self, atom: Atom | Pat) -> list[Atom]:
+        if not isinstance(atom, Pat):
+            return [atom]
+        found = [a for a in self.by_name.get(atom.name, ()) if matches(atom, a)]
+        if not found:
+            found = [a for a in self.kb.tables.rows(atom.name) if matches(atom, a)]
+        return sorted(set(found), key=atom_text)
+
+    def reading(self, atom: Atom | Pat, negated: bool = False) -> str:
+        return reading(self.kb, atom, negated)
+
+    def _node(self, kind: str, atom: Atom | Pat, firing: Firing | None = None) -> Node:
+        node = Node(len(self.nodes), kind, atom, firing)
+        self.nodes.append(node)
         return node
 
-    def reading(self, atom) -> str | None:
-        """The atom in plain words, from the %*! documentation of its predicate."""
-        args = list(atom.arguments)
-        doc = self.kb.docs.get((atom.name, len(args)))
-        if doc is None:
-            return None
-        names, reading = doc
-        values = dict(zip(names, args))
 
-        def sub(match):
-            value = values.get(match.group(1))
-            if value is None or value is WILD:
-                return "any"
-            return show(value, match.group(2) or "")
+def reading(kb: KB, atom: Atom | Pat, negated: bool = False) -> str:
+    """An atom in plain words, from the %*! documentation of its predicate."""
+    name, args = (atom.name, atom.args) if isinstance(atom, Pat) else (atom[0], atom[1:])
+    doc = kb.docs.get((name, len(args)))
+    if doc is None:
+        text = f"{name.replace('_', ' ')} ({', '.join(show(a) for a in args[1:])})"
+        return f"not: {text}" if negated else text
+    template = doc.negative if negated and doc.negative else doc.reading
+    values = dict(zip(doc.args, args))
 
-        return _PLACEHOLDER.sub(sub, reading)
+    def fill(match: re.Match) -> str:
+        value = values.get(match.group(1), ANY)
+        return "any" if value is ANY else show(value, match.group(2) or "")
 
-    def node(self, atom: Symbol, rule: Rule, values: Symbol, depth: int) -> dict:
-        bindings = rule.bindings(values.arguments)
-        because: list[dict] = []
-        held: list[str] = []
-        for item in rule.body:
-            self.body_item(item, bindings, because, held, depth)
-        node = {
-            "atom": str(atom),
-            "rule": rule.id,
-            "label": render_label(rule, values),
-            "source": rule.source,
-            "at": f"{rule.file}:{rule.line}",
-            "because": because,
-        }
-        if held:
-            node["held"] = held
-        return node
-
-    def body_item(self, item: BodyItem, bindings, because, held, depth) -> None:
-        if item.kind == "atom":
-            value = instantiate(item.term, bindings)
-            if item.negated:
-                text = self.reading(value) if value is not WILD else None
-                held.append(f"NOT {text}   [not {value}]" if text else f"not {value}")
-            else:
-                because.extend(self.tree(value, depth + 1))
-        elif item.kind == "aggregate":
-            children = []
-            for cond in item.conditions:
-                children.extend(self.tree(instantiate(cond, bindings), depth + 1))
-            because.append({"aggregate": render(item.term, bindings), "because": children})
-        else:
-            held.append(render(item.term, bindings))
+    text = _PLACEHOLDER.sub(fill, template)
+    return f"not: {text}" if negated and not doc.negative else text
 
 
-# ---------------------------------------------------------------------- text
-def format_tree(nodes: list[dict], indent: int = 0, seen: set | None = None) -> list[str]:
-    """Indented text of explanation nodes. A conclusion already explained above (in `seen`)
-    is named again but not expanded twice."""
-    seen = set() if seen is None else seen
-    pad = "  " * indent
-    out = []
-    for node in nodes:
-        if "rule" in node:
-            key = (node["atom"], node["rule"], node["label"])
-            if key in seen:
-                out.append(f"{pad}{node['rule']}: {node['label']}   (explained above)")
-                continue
-            seen.add(key)
-            out.append(f"{pad}{node['rule']}: {node['label']}   [{node['at']}]")
-            out.append(f"{pad}  source: {node['source']}")
-            out.extend(format_tree(node["because"], indent + 1, seen))
-            for h in node.get("held", []):
-                out.append(f"{pad}  held: {h}")
-        elif "aggregate" in node:
-            out.append(f"{pad}counted: {node['aggregate']}")
-            out.extend(format_tree(node["because"], indent + 1, seen))
-        elif node.get("truncated"):
-            out.append(f"{pad}... {node['atom']}")
-        elif "text" in node:
-            out.append(f"{pad}fact: {node['text']}   [{node['fact']}: {node['atom']}]")
-        else:
-            out.append(f"{pad}fact: {node['atom']}   ({node['fact']})")
+def _compare_text(text: str, terms: tuple, bindings: dict) -> str:
+    values = [instantiate(t, bindings) for t in terms]
+    if len(values) == 2 and all(v is not ANY for v in values):
+        op = text.replace(" ", "")
+        for symbol in ("<=", ">=", "!=", "<", ">", "="):
+            if symbol in op:
+                return f"{show(values[0])} {symbol} {show(values[1])}"
+    return text
+
+
+# ---------------------------------------------------------------------- the summary view
+def folded_children(graph: Graph, node: Node, full: bool) -> list[int]:
+    """A node's children as a view shows them: in the summary, plumbing rules are replaced
+    by what they rest on, and table and KB facts are left out."""
+    if full:
+        return node.children
+    out: list[int] = []
+    seen: set[int] = set()
+    stack = list(reversed(node.children))
+    while stack:
+        child = graph.nodes[stack.pop()]
+        if child.id in seen:
+            continue
+        seen.add(child.id)
+        if child.kind == "rule" and child.plumbing:
+            stack.extend(reversed(child.children))
+        elif child.kind in ("rule", "input"):
+            out.append(child.id)
     return out
 
 
-def format_outcome(out: dict, *, explain: bool = False) -> str:
-    lines = [f"{out['id']}  {out['date']}  profile {out['payer']}"]
-    if out["lines"]:
-        lines.append("  lines:")
-        for ln in out["lines"]:
-            mods = ("-" + "-".join(ln["modifiers"])) if ln["modifiers"] else ""
-            lines.append(f"    {ln['code']}{mods} x{ln['units']}")
-    else:
-        lines.append("  lines: none")
-    if out["findings"]:
-        lines.append("  findings:")
-        for f in out["findings"]:
-            lines.append(f"    {f['severity']:<7} {f['id']}: {f['message']}  [{f['rule']}]")
-    if "billed" in out:
-        lines.append("  audit:")
-        for i, b in enumerate(out["billed"], start=1):
-            mods = ("-" + "-".join(b["modifiers"])) if b["modifiers"] else ""
-            lines.append(f"    {i}. {b['code']}{mods} x{b['units']}: {b['verdict']}")
-            for r in b["reasons"]:
-                lines.append(f"         {r}")
-    if explain and "explanation" in out:
-        lines.append("  explanation:")
-        seen: set = set()
-        for item in out["explanation"]:
-            lines.append(f"    {item['conclusion']}")
-            lines.extend(format_tree(item["tree"], 3, seen))
-    return "\n".join(lines)
+def view(graph: Graph, full: bool) -> tuple[list[int], dict[int, list[int]], list[list[int]]]:
+    """The nodes a view shows, its edges, and each conclusion's roots in it."""
+    roots = [[r for n in c.roots for r in ([n] if full or not graph.nodes[n].plumbing else
+                                           folded_children(graph, graph.nodes[n], False))] for c in graph.conclusions]
+    edges: dict[int, list[int]] = {}
+    order: list[int] = []
+    stack = [n for rs in roots for n in reversed(rs)]
+    seen: set[int] = set()
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        order.append(n)
+        edges[n] = folded_children(graph, graph.nodes[n], full)
+        stack.extend(reversed(edges[n]))
+    return order, edges, roots
+
+
+# ---------------------------------------------------------------------- renderings
+def to_json(kb: KB, graph: Graph, full: bool = False) -> dict:
+    """The graph as JSON: nodes with ids, edges (from a conclusion to what it rests on),
+    and each conclusion's root nodes."""
+    order, edges, roots = view(graph, full)
+    ids = {n: i for i, n in enumerate(sorted(order))}
+    nodes = []
+    for n in sorted(order):
+        node = graph.nodes[n]
+        item: dict[str, Any] = {"id": ids[n]}
+        if node.firing is not None:
+            rule = node.firing.rule
+            item.update(kind="rule", rule=rule.id, label=render_label(rule, node.firing.values),
+                        source=rule.source, at=rule.at,
+                        bindings={v: _json_value(x) for v, x in zip(rule.variables, node.firing.values)
+                                  if v != rule.encounter})
+            if rule.plumbing:
+                item["plumbing"] = True
+            if node.held:
+                item["held"] = node.held
+            if full and node.checks:
+                item["checks"] = node.checks
+        else:
+            item.update(kind=node.kind, text=reading(kb, node.atom))
+            if full:
+                item["atom"] = atom_text(node.atom) if isinstance(node.atom, tuple) else str(node.atom)
+        nodes.append(item)
+    return {
+        "view": "full" if full else "summary",
+        "conclusions": [{"kind": c.kind, "conclusion": c.text, "nodes": [ids[r] for r in rs]}
+                        for c, rs in zip(graph.conclusions, roots)],
+        "nodes": nodes,
+        "edges": [[ids[a], ids[b]] for a in sorted(order) for b in edges[a]],
+    }
+
+
+def _json_value(value: Any) -> Any:
+    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else show(value, "raw")
+
+
+def to_text(kb: KB, graph: Graph, full: bool = False, depth: int | None = None, indent: str = "  ") -> list[str]:
+    """Each conclusion and the chain of rules under it, as indented lines, for people:
+    rule labels with their values, each rule's source the first time it appears, the
+    documentation facts a rule rests on (not repeated along one chain), and the negative
+    conditions that held. A rule already shown above is referred to by its id, not
+    expanded again. A billed line's reasons are shown under its verdict."""
+    _order, edges, roots = view(graph, full)
+    shown: set[int] = set()
+    sourced: set[str] = set()
+    out: list[str] = []
+
+    def tag(node: Node) -> str:
+        rule = node.firing.rule  # type: ignore[union-attr]
+        if rule.id in sourced:
+            return f"[{rule.id}]"
+        sourced.add(rule.id)
+        return f"[{rule.id}: {rule.source}]"
+
+    def notes(node: Node, kids: list[int], pad: str, above: frozenset[str]) -> frozenset[str]:
+        """Print the facts and negative conditions under a node (on the node's own line
+        where they are short); the facts now on screen."""
+        facts = [reading(kb, graph.nodes[k].atom) for k in kids if _documentation(graph.nodes[k])]
+        fresh = [f for f in dict.fromkeys(facts) if f not in above]
+        items = fresh + node.held
+        text = "; ".join(items)
+        if items and len(text) <= INLINE and out and node.id >= 0:
+            out[-1] += f"  <- {text}"
+        elif items:
+            out.append(f"{pad}- {text}")
+        return above | frozenset(fresh)
+
+    def again(kids: list[int]) -> str:
+        ids = [graph.nodes[k].firing.rule.id for k in kids  # type: ignore[union-attr]
+               if graph.nodes[k].firing is not None and k in shown]
+        return f"  (and {', '.join(dict.fromkeys(ids))}, shown above)" if ids else ""
+
+    def walk(n: int, level: int, skip: set[int], above: frozenset[str]) -> None:
+        node = graph.nodes[n]
+        shown.add(n)
+        kids = [k for k in edges.get(n, []) if k not in skip]
+        label = render_label(node.firing.rule, node.firing.values)  # type: ignore[union-attr]
+        out.append(f"{indent * level}{label}  {tag(node)}{again(kids)}")
+        below(node, kids, level, skip, above)
+
+    def below(node: Node, kids: list[int], level: int, skip: set[int], above: frozenset[str]) -> None:
+        pad = indent * (level + 1)
+        fresh = [k for k in kids if graph.nodes[k].firing is not None and k not in shown]
+        above = notes(node, [k for k in kids if k not in fresh], pad, above)
+        if depth is not None and level >= depth:
+            if fresh:
+                out.append(f"{pad}... ({len(fresh)} more rule(s); --depth {level + 1} or --full to see them)")
+            return
+        for k in fresh:
+            if k not in shown:
+                walk(k, level + 1, skip, above)
+
+    reasons_by_line = _reasons_by_line(graph, roots)
+    for index, (conclusion, rs) in enumerate(zip(graph.conclusions, roots)):
+        if conclusion.kind == "reason":
+            continue
+        rules = [r for r in rs if graph.nodes[r].firing is not None]
+        head = graph.nodes[rules[0]] if len(rules) == 1 else None
+        if head is not None and head.id not in shown:
+            shown.add(head.id)
+            skip = {n for r in reasons_by_line.get(index, []) for n in r}
+            kids = [k for k in edges.get(head.id, []) if k not in skip]
+            out.append(f"{conclusion.text}  {tag(head)}{again(kids)}")
+            below(head, kids, 0, skip, frozenset())
+        else:
+            out.append(conclusion.text)
+            notes(Node(-1, "conclusion", ("",)), rs, indent, frozenset())
+            for r in rules:
+                if r not in shown:
+                    walk(r, 1, set(), frozenset())
+        for reason_roots in reasons_by_line.get(index, []):
+            for r in reason_roots:
+                if graph.nodes[r].firing is not None and r not in shown:
+                    walk(r, 1, {rs[0]} if rs else set(), frozenset())
+    return out
+
+
+INLINE = 80  # facts and conditions this short go on the rule's own line
+# The claim as billed: every audit conclusion names its billed line, so the summary does not
+# repeat the billed lines under it (--full shows them).
+CLAIM = frozenset({"billed", "billed_modifier"})
+
+
+def _documentation(node: Node) -> bool:
+    """A fact the summary shows: documentation, not the claim, not the bare encounter."""
+    atom = node.atom
+    return node.firing is None and node.kind == "input" and isinstance(atom, tuple) and len(atom) > 2 \
+        and atom[0] not in CLAIM
+
+
+def _reasons_by_line(graph: Graph, roots: list[list[int]]) -> dict[int, list[list[int]]]:
+    """For each verdict conclusion (by index), the roots of the reasons that follow it."""
+    out: dict[int, list[list[int]]] = {}
+    current = None
+    for index, conclusion in enumerate(graph.conclusions):
+        if conclusion.kind == "verdict":
+            current = index
+        elif conclusion.kind == "reason" and current is not None:
+            out.setdefault(current, []).append(roots[index])
+    return out
+
+
+def to_dot(kb: KB, graphs: Iterable[tuple[str, Graph]], full: bool = False) -> str:
+    """Graphviz DOT: one cluster per encounter, conclusions as boxes, rules as ellipses,
+    facts as notes."""
+    lines = ["digraph tpkb {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    for g, (title, graph) in enumerate(graphs):
+        order, edges, roots = view(graph, full)
+        lines.append(f"  subgraph cluster_{g} {{")
+        lines.append(f"    label={_dot(title)};")
+        for n in order:
+            node = graph.nodes[n]
+            if node.firing is not None:
+                text = f"{node.firing.rule.id}\\n{render_label(node.firing.rule, node.firing.values)}"
+                lines.append(f"    n{g}_{n} [shape=ellipse, label={_dot(text, raw_breaks=True)}];")
+            else:
+                lines.append(f"    n{g}_{n} [shape=note, label={_dot(reading(kb, node.atom))}];")
+        for c, (conclusion, rs) in enumerate(zip(graph.conclusions, roots)):
+            lines.append(f"    c{g}_{c} [shape=box, style=bold, label={_dot(conclusion.text)}];")
+            lines.extend(f"    c{g}_{c} -> n{g}_{r};" for r in rs)
+        for a in order:
+            lines.extend(f"    n{g}_{a} -> n{g}_{b};" for b in edges[a])
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot(text: str, raw_breaks: bool = False) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    if raw_breaks:
+        escaped = escaped.replace("\\\\n", "\\n")
+    return f'"{escaped}"'

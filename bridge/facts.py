@@ -1,32 +1,27 @@
-"""Turn validated encounters into clingo facts, with the Symbol API only: user text becomes
-a String symbol and is never pasted into program text."""
+"""From the input model to the KB's input predicates: one declared mapping.
+
+Each entry names an input predicate of kb/schema.lp, the model fields it carries, and how
+one record becomes its rows. Every field of the models appears in exactly one place: an
+entry here, or NOT_INPUTS with the reason it is not given to the KB. The KB refuses to load
+when an entry has no `#defined` predicate in kb/schema.lp or a predicate has no entry
+(`check_inputs`), and tests/test_facts.py checks that every field is placed.
+
+Every encounter-level fact takes the encounter's key first: its position in the batch
+(1, 2, ...), assigned by the bridge. Ids never reach the solver, so two records with the
+same id, or an id holding any text at all, cannot mix.
+"""
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
 
-from clingo.symbol import Function, Number, String, Symbol
-
-from .load import Encounter
-
-#: The input predicates, mirroring the %*! docs in kb/schema.lp.
-INPUTS = {
-    "encounter": 1, "date": 2, "payer": 2, "diagnosis": 2, "procedure": 3, "procedure_split": 4,
-    "side": 3, "injectate": 3, "guidance": 3, "guidance_necessity": 3,
-    "guidance_images": 2, "billed": 4, "billed_modifier": 3,
-}
+from .model import BilledLine, Encounter, Guidance, Procedure
+from .terms import Atom, Const
 
 _SPACE = re.compile(r"[\s,]+")
 _SPLIT_WORDS = 3  # the longest side phrase ("left and right") has three words
-
-
-# Strings, numbers and constants repeat across a batch (muscle texts, substances, codes,
-# indexes); building each once saves calls into clingo, the main cost of a large batch.
-_string = lru_cache(maxsize=1 << 16)(String)
-_number = lru_cache(maxsize=4096)(Number)
-_constant = lru_cache(maxsize=256)(lambda name: Function(name))
 
 
 def normalise(text: str) -> str:
@@ -45,39 +40,93 @@ def splits(text: str, side_words: Collection[str]) -> Iterator[tuple[str, str]]:
                 yield word, rest
 
 
-def encounter_facts(enc: Encounter, side_words: Collection[str]) -> list[Symbol]:
-    e = String(enc.key or enc.id)
-    d = enc.date
-    facts = [
-        Function("encounter", [e]),
-        Function("date", [e, Number(d.year * 10000 + d.month * 100 + d.day)]),
-        Function("payer", [e, _string(enc.payer)]),
-    ]
-    facts.extend(Function("diagnosis", [e, _string(code)]) for code in enc.diagnoses)
-    for p, proc in enumerate(enc.procedures, start=1):
-        n = _number(p)
-        text = normalise(proc.muscle)
-        facts.append(Function("procedure", [e, n, _string(text)]))
-        facts.extend(Function("procedure_split", [e, n, _string(w), _string(r)]) for w, r in splits(text, side_words))
-        if proc.side:
-            facts.append(Function("side", [e, n, _constant(proc.side)]))
-        facts.extend(Function("injectate", [e, n, _string(s)]) for s in proc.injectate)
-    for g, guide in enumerate(enc.guidance, start=1):
-        n = _number(g)
-        facts.append(Function("guidance", [e, n, _constant(guide.modality)]))
-        if guide.necessity:
-            facts.append(Function("guidance_necessity", [e, n, _string(guide.necessity)]))
-        if guide.images_recorded:
-            facts.append(Function("guidance_images", [e, n]))
-    for b, line in enumerate(enc.billed or [], start=1):
-        n = _number(b)
-        facts.append(Function("billed", [e, n, _string(line.code), _number(line.units)]))
-        facts.extend(Function("billed_modifier", [e, n, _string(m)]) for m in line.modifiers)
-    return facts
+def date_number(d: object) -> int:
+    """A date as the KB compares dates: the integer yyyymmdd."""
+    return d.year * 10000 + d.month * 100 + d.day  # type: ignore[attr-defined]
 
 
-def batch_facts(encounters: Iterable[Encounter], side_words: Collection[str]) -> list[Symbol]:
-    out: list[Symbol] = []
-    for enc in encounters:
-        out.extend(encounter_facts(enc, side_words))
+@dataclass(frozen=True)
+class Input:
+    """An input predicate, the model and fields it carries, and the rows of one record
+    (without the encounter key, and without the record's position where `per_item`)."""
+
+    predicate: str
+    arity: int
+    model: type
+    fields: tuple[str, ...]
+    rows: Callable[..., Iterable[tuple]]
+
+    @property
+    def signature(self) -> tuple[str, int]:
+        return (self.predicate, self.arity)
+
+
+def _one(*values: object) -> list[tuple]:
+    return [values]
+
+
+INPUTS: tuple[Input, ...] = (
+    Input("encounter", 1, Encounter, (), lambda e, w: _one()),
+    Input("date", 2, Encounter, ("date",), lambda e, w: _one(date_number(e.date))),
+    Input("payer", 2, Encounter, ("payer",), lambda e, w: _one(e.payer)),
+    Input("diagnosis", 2, Encounter, ("diagnoses",), lambda e, w: [(d,) for d in e.diagnoses]),
+    # procedure P (1, 2, ...) of the encounter
+    Input("procedure", 3, Procedure, ("muscle",), lambda p, w: _one(normalise(p.muscle))),
+    Input("procedure_split", 4, Procedure, ("muscle",), lambda p, w: list(splits(normalise(p.muscle), w))),
+    Input("side", 3, Procedure, ("side",), lambda p, w: _one(Const(p.side)) if p.side else []),
+    Input("injectate", 3, Procedure, ("injectate",), lambda p, w: [(s,) for s in p.injectate]),
+    # guidance entry G
+    Input("guidance", 3, Guidance, ("modality",), lambda g, w: _one(Const(g.modality))),
+    Input("guidance_necessity", 3, Guidance, ("necessity",), lambda g, w: _one(g.necessity) if g.necessity else []),
+    Input("guidance_images", 2, Guidance, ("images_recorded",), lambda g, w: _one() if g.images_recorded else []),
+    # billed line B
+    Input("billed", 4, BilledLine, ("code", "units"), lambda b, w: _one(b.code, b.units)),
+    Input("billed_modifier", 3, BilledLine, ("modifiers",), lambda b, w: [(m,) for m in b.modifiers]),
+)
+
+#: Fields that are not given to the KB, and why.
+NOT_INPUTS: dict[tuple[type, str], str] = {
+    (Encounter, "id"): "reported back with the outcome; the KB sees the batch key, never the id",
+    (Encounter, "procedures"): "each procedure's fields are inputs, under its position P",
+    (Encounter, "guidance"): "each entry's fields are inputs, under its position G",
+    (Encounter, "billed"): "each line's fields are inputs, under its position B; absent means no audit",
+    (Procedure, "trigger_points"): "CPT counts muscles, not trigger points: no rule may depend on it",
+}
+
+_ITEMS: tuple[tuple[type, Callable[[Encounter], list]], ...] = (
+    (Procedure, lambda e: e.procedures),
+    (Guidance, lambda e: e.guidance),
+    (BilledLine, lambda e: e.billed or []),
+)
+
+
+def encounter_facts(key: int, enc: Encounter, side_words: Collection[str]) -> list[Atom]:
+    """The input facts of one encounter, its key first."""
+    out: list[Atom] = []
+    for inp in INPUTS:
+        if inp.model is Encounter:
+            out.extend((inp.predicate, key, *row) for row in inp.rows(enc, side_words))
+    for model, items in _ITEMS:
+        entries = [inp for inp in INPUTS if inp.model is model]
+        for position, item in enumerate(items(enc), start=1):
+            for inp in entries:
+                out.extend((inp.predicate, key, position, *row) for row in inp.rows(item, side_words))
     return out
+
+
+def batch_facts(encounters: Iterable[Encounter], side_words: Collection[str]) -> list[Atom]:
+    """Facts of a batch; the encounter at position i (from 1) has key i."""
+    out: list[Atom] = []
+    for key, enc in enumerate(encounters, start=1):
+        out.extend(encounter_facts(key, enc, side_words))
+    return out
+
+
+def check_inputs(declared: set[tuple[str, int]]) -> list[str]:
+    """Problems between this mapping and the `#defined` inputs of kb/schema.lp."""
+    mapped = {inp.signature for inp in INPUTS}
+    problems = [f"kb/schema.lp: input {name}/{arity} has no entry in bridge/facts.py INPUTS (no field fills it)"
+                for name, arity in sorted(declared - mapped)]
+    problems += [f"bridge/facts.py: INPUTS writes {name}/{arity}, which kb/schema.lp does not declare (#defined)"
+                 for name, arity in sorted(mapped - declared)]
+    return problems

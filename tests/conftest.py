@@ -1,42 +1,43 @@
 """Shared fixtures: the KB (loaded once), and helpers that code one encounter written as
-a Python dict in the case format, or solve raw facts and read what the rules derived."""
+a Python dict in the case format, or solve it and read what the rules derived."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
-from bridge.api import code, default_kb_path, solve_batch
-from bridge.engine import KB
+import pytest
 from helpers import encounters
+
+from bridge.api import load_kb, solve_batch
+from bridge.kb import KB
+from bridge.outcome import Outcome
+from bridge.terms import atom_text
 
 
 @pytest.fixture(scope="session")
 def kb() -> KB:
-    return KB.load(default_kb_path())
+    return load_kb()
 
 
 @pytest.fixture
-def code_one(kb):
-    """Code one encounter (case-format dict; date defaults to 2025-06-02) with explanations."""
+def code_one(kb: KB) -> Callable[..., Outcome]:
+    """Code one encounter (case-format keywords; date defaults to 2025-06-02), every rule
+    instrumented: the outcome's `fired` lists the rule ids that fired."""
 
-    def run(**doc) -> dict:
-        return code(kb, encounters(kb, doc), explain=False)[0] | {"_fired": fired(kb, doc)}
+    def run(**doc: object) -> Outcome:
+        enc = encounters(kb, doc)[0]
+        return solve_batch(kb, [enc], mode="full").outcome(1, enc)
 
     return run
 
 
-def fired(kb: KB, doc: dict) -> set[str]:
-    answer = solve_batch(kb, encounters(kb, doc), mode="full")
-    return answer.fired_anywhere()
-
-
 @pytest.fixture
-def derived(kb):
-    """Every atom of predicate `name` the rules derived for one encounter, sorted as text."""
+def derived(kb: KB) -> Callable[..., list[str]]:
+    """Every atom of predicate `name` the rules derived for one encounter (key 1), as text."""
 
-    def run(name: str, **doc) -> list[str]:
+    def run(name: str, **doc: object) -> list[str]:
         answer = solve_batch(kb, encounters(kb, doc), mode="full")
-        heads = {head for entries in answer.firings.values() for _, head, _ in entries}
-        return sorted(str(h) for h in heads if h.name == name)
+        heads = {f.head() for f in answer.firings.get(1, ())}
+        return sorted(atom_text(h) for h in heads if h[0] == name)
 
     return run

@@ -1,25 +1,29 @@
-"""Small helpers for reading outcomes in tests."""
+"""Small helpers for building encounters and reading outcomes in tests."""
 
 from __future__ import annotations
 
-from bridge.load import Loaded, assign_keys, load_document
+from typing import Any
+
+from bridge.kb import KB
+from bridge.model import Encounter
+from bridge.outcome import Outcome
 
 
-def lines(out: dict) -> set[str]:
+def lines(out: Outcome) -> set[str]:
     """Lines as '20560-59 x1' strings."""
-    return {ln["code"] + "".join("-" + m for m in ln["modifiers"]) + f" x{ln['units']}" for ln in out["lines"]}
+    return {ln.text() for ln in out.lines}
 
 
-def finding_ids(out: dict) -> set[str]:
-    return {f["id"] for f in out["findings"]}
+def finding_ids(out: Outcome) -> set[str]:
+    return {f.id for f in out.findings}
 
 
-def rejected(out: dict) -> dict[str, set[str]]:
-    return {b["code"]: {d["id"] for d in b["reason_details"]} for b in out.get("billed", []) if b["verdict"] == "reject"}
+def rejected(out: Outcome) -> dict[str, set[str]]:
+    return {b.code: {r.id for r in b.reasons} for b in out.billed or [] if b.verdict == "reject"}
 
 
-def inj(muscle: str, side: str | None = None, injectate=("lidocaine 1%",)) -> dict:
-    proc = {"muscle": muscle, "injectate": list(injectate)}
+def inj(muscle: str, side: str | None = None, injectate: tuple[str, ...] = ("lidocaine 1%",)) -> dict:
+    proc: dict[str, Any] = {"muscle": muscle, "injectate": list(injectate)}
     if side:
         proc["side"] = side
     return proc
@@ -29,11 +33,8 @@ def dry(muscle: str, side: str | None = None) -> dict:
     return inj(muscle, side, ())
 
 
-def encounters(kb, *docs: dict):
+def encounters(kb: KB, *docs: dict) -> list[Encounter]:
     """Validated encounters from case-format dicts (date defaults to 2025-06-02)."""
-    out = Loaded()
-    for i, doc in enumerate(docs):
-        load_document({"date": "2025-06-02", **doc}, "<test>", None, f"t{i}", kb.profiles(), out)
-    assert not out.problems, [str(p) for p in out.problems]
-    assign_keys(out.encounters)
-    return out.encounters
+    context = {"profiles": frozenset(kb.profiles())}
+    return [Encounter.model_validate({"date": "2025-06-02", "id": f"t{i}", **doc}, context=context)
+            for i, doc in enumerate(docs)]

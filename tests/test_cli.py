@@ -10,8 +10,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from bridge import engine
 from bridge.cli import main
-from bridge.engine import KB
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,9 @@ def test_malformed_inputs_one_line_each_rest_still_coded(tmp_path):
     for name, (_, field_message) in BAD.items():
         line = next(e for e in errors if f"{name}" in e)
         assert field_message in line, line
-    assert [e["id"] for e in json.loads(proc.stdout)["encounters"]] == ["good-1"]
+    out = json.loads(proc.stdout)
+    assert [e["id"] for e in out["encounters"]] == ["good-1"]
+    assert len(out["errors"]) == len(BAD) and all(e["errors"] for e in out["errors"])
 
 
 def test_error_names_line_and_case(tmp_path):
@@ -74,7 +76,10 @@ def test_jsonl_bad_record_names_line_others_coded(tmp_path):
     proc = tpkb("code", str(path), "--format", "jsonl")
     assert proc.returncode == 2
     assert f"{path}:2: broken JSON" in proc.stderr and f"{path}:3: date: required" in proc.stderr
-    assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ["a"]
+    records = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [r.get("id") for r in records] == ["a", None, "c"]
+    assert [r.get("line") for r in records[1:]] == [2, 3] and "lines" in records[0]
+    assert records[2]["errors"] == ["date: required (the date of service, YYYY-MM-DD)"]
 
 
 HOSTILE = 'trapezius"). line(E,"20553",1) :- encounter(E). %'
@@ -83,10 +88,10 @@ HOSTILE = 'trapezius"). line(E,"20553",1) :- encounter(E). %'
 def test_asp_in_a_muscle_name_changes_nothing(code_one):
     out = code_one(procedures=[{"muscle": HOSTILE, "side": "left", "injectate": ["x"]},
                                {"muscle": "levator scapulae", "side": "left", "injectate": ["x\"). #false."]}])
-    assert [ln["code"] for ln in out["lines"]] == ["20552"]
-    unmatched = [f for f in out["findings"] if f["id"] == "muscle_unmatched"]
+    assert [ln.code for ln in out.lines] == ["20552"]
+    unmatched = [f for f in out.findings if f.id == "muscle_unmatched"]
     # The text is read as text (normalised: lower case, commas as spaces), nothing more.
-    assert len(unmatched) == 1 and 'line(e "20553" 1) :- encounter(e). %' in unmatched[0]["message"]
+    assert len(unmatched) == 1 and 'line(e "20553" 1) :- encounter(e). %' in unmatched[0].message
 
 
 def test_facts_quote_user_text(tmp_path):
@@ -95,7 +100,8 @@ def test_facts_quote_user_text(tmp_path):
                                 "procedures": [{"muscle": HOSTILE, "injectate": []}]}))
     proc = tpkb("facts", str(path))
     assert proc.returncode == 0
-    assert 'procedure("h",1,"trapezius\\"). line(e \\"20553\\" 1) :- encounter(e). %").' in proc.stdout
+    assert 'procedure(1,1,"trapezius\\"). line(e \\"20553\\" 1) :- encounter(e). %").' in proc.stdout
+    assert all(line.startswith("%") or line.endswith(").") for line in proc.stdout.splitlines())
 
 
 def test_a_directory_of_1000_encounters_is_one_solve(tmp_path, monkeypatch):
@@ -104,13 +110,13 @@ def test_a_directory_of_1000_encounters_is_one_solve(tmp_path, monkeypatch):
             {"id": f"e{i}", "date": "2025-06-02",
              "procedures": [{"muscle": ["trapezius", "SCM", "QL"][i % 3], "side": "left", "injectate": []}]}))
     calls = []
-    real = KB.solve
+    real = engine.solve
 
-    def counting(self, facts, **kw):
+    def counting(*args, **kw):
         calls.append(1)
-        return real(self, facts, **kw)
+        return real(*args, **kw)
 
-    monkeypatch.setattr(KB, "solve", counting)
+    monkeypatch.setattr(engine, "solve", counting)
     result = CliRunner().invoke(main, ["code", str(tmp_path), "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     assert len(result.output.splitlines()) == 1000
@@ -145,7 +151,7 @@ def test_tpkb_test_reports_failure_with_diff_and_explanation(tmp_path):
     assert proc.returncode == 1
     assert f"{path}:1: case 'wrong-count' failed" in proc.stdout
     assert "lines: expected 20553 x1; got 20552 x1" in proc.stdout
-    assert "calls_for_20552: 2 muscle(s) injected (1 or 2) call for 20552" in proc.stdout
+    assert "2 muscle(s) injected (1 or 2) call for 20552  [calls_for_20552" in proc.stdout
     assert proc.stdout.strip().endswith("0 passed, 1 failed")
 
 
@@ -174,7 +180,7 @@ def test_parallel_batches_print_what_one_process_prints(tmp_path):
     assert len(serial.stdout.splitlines()) == 120
 
 
-def test_kb_error_in_a_worker_process_is_reported(tmp_path):
+def test_kb_error_is_reported_before_any_worker_starts(tmp_path):
     import shutil
 
     kb_copy = tmp_path / "kb"

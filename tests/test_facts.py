@@ -1,45 +1,53 @@
-"""bridge/facts.py: the typed boundary between the bridge and the KB."""
+"""bridge/facts.py: the one mapping from model fields to the KB's input predicates."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from bridge.engine import PUBLIC
-from bridge.facts import INPUTS, encounter_facts, normalise, splits
+from helpers import encounters
+
+from bridge.facts import INPUTS, NOT_INPUTS, check_inputs, encounter_facts, normalise, splits
+from bridge.kb import KB
+from bridge.model import BilledLine, Encounter, Guidance, Procedure
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_inputs_mirror_the_schema_declarations():
-    declared = dict((name, int(arity)) for name, arity in
-                    re.findall(r"^#defined (\w+)/(\d+)\.", (ROOT / "kb" / "schema.lp").read_text(), re.M))
-    assert declared == INPUTS
+def test_every_field_of_the_encounter_model_is_placed_once() -> None:
+    for model in (Encounter, Procedure, Guidance, BilledLine):
+        for name in model.model_fields:
+            mapped = [inp.predicate for inp in INPUTS if inp.model is model and name in inp.fields]
+            excused = (model, name) in NOT_INPUTS
+            assert bool(mapped) != excused, f"{model.__name__}.{name}: mapped to {mapped}, excused: {excused}"
 
 
-def test_public_conclusions_mirror_show():
-    shown = {(name, int(arity)) for name, arity in
-             re.findall(r"^#show (\w+)/(\d+)\.", (ROOT / "kb" / "show.lp").read_text(), re.M)}
-    assert shown == PUBLIC
+def test_the_mapping_and_the_schema_agree(kb: KB) -> None:
+    assert check_inputs(kb.inputs) == []
+    assert check_inputs(kb.inputs | {("weight", 2)}) == [
+        "kb/schema.lp: input weight/2 has no entry in bridge/facts.py INPUTS (no field fills it)"]
 
 
-def test_normalise_case_spaces_commas():
+def test_normalise_case_spaces_commas() -> None:
     assert normalise("  Upper   TRAP,  Right ") == "upper trap right"
 
 
-def test_splits_only_at_side_words():
+def test_splits_only_at_side_words() -> None:
     words = {"right", "rt", "b/l", "left and right"}
     assert list(splits("rt upper trap", words)) == [("rt", "upper trap")]
     assert list(splits("left and right levator scapulae", words)) == [("left and right", "levator scapulae")]
     assert list(splits("upper trap", words)) == []
 
 
-def test_every_fact_is_an_input_predicate_with_the_encounter_key_first(kb):
-    from helpers import encounters
-
+def test_every_fact_is_an_input_predicate_with_the_key_first(kb: KB) -> None:
     enc = encounters(kb, {"procedures": [{"muscle": "rt SCM", "side": "right", "injectate": ["a", "b"]}],
                           "guidance": [{"modality": "ultrasound", "necessity": "n", "images_recorded": True}],
                           "billed": [{"code": "20552", "modifiers": ["59"]}], "diagnoses": ["M79.12"]})[0]
-    facts = encounter_facts(enc, kb.side_words())
-    assert {(f.name, len(f.arguments)) for f in facts} == set(INPUTS.items())
-    assert all(f.arguments[0].string == enc.key for f in facts)
+    facts = encounter_facts(7, enc, kb.side_words())
+    assert {(f[0], len(f) - 1) for f in facts} == {inp.signature for inp in INPUTS} == kb.inputs
+    assert all(f[1] == 7 for f in facts)
+
+
+def test_ids_never_reach_the_solver(kb: KB) -> None:
+    a, b = encounters(kb, {"id": "same", "procedures": []}, {"id": "same", "procedures": []})
+    assert encounter_facts(1, a, kb.side_words()) != encounter_facts(2, b, kb.side_words())
+    assert not any("same" in f for f in encounter_facts(1, a, kb.side_words()))

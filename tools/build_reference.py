@@ -4,7 +4,8 @@ draft muscle lexicon in ../shared/reference/data/.
     python tools/build_reference.py [DATA_DIR]
 
 The generated files are committed; analysts read and diff them like any rule file.
-Every string goes through clingo.String so no source text can become program text.
+Every fact is written by clingo itself (bridge.engine.fact_text), so no source text can
+become program text.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from clingo import Function, Number, String
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bridge.engine import fact_text  # noqa: E402  (the project root on the path first)
+from bridge.terms import Const  # noqa: E402
+
 OUT = ROOT / "kb" / "reference"
 
 
@@ -26,15 +30,8 @@ def norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace(",", " ").strip().lower())
 
 
-def fact(name: str, *args) -> str:
-    def sym(a):
-        if isinstance(a, int):
-            return Number(a)
-        if isinstance(a, tuple) and a[0] == "const":
-            return Function(a[1])
-        return String(a)
-
-    return f"{Function(name, [sym(a) for a in args])}."
+def fact(name: str, *args: object) -> str:
+    return fact_text((name, *(Const(a[1]) if isinstance(a, tuple) else a for a in args)))
 
 
 def const(name: str):
@@ -55,6 +52,8 @@ EXTRA_SIDE_WORDS = {
 # every group name with " muscles", unless that text already means something else.
 # Cases: cases/muscles/muscle_word_added.yaml.
 MUSCLE_WORD, GROUP_WORD = " muscle", " muscles"
+# A batch is given only the name rows whose text it documents (bridge/tables.py).
+KEYS_TEXT = "%@ keys: Text"
 
 
 def build_muscles(data: Path) -> str:
@@ -95,13 +94,16 @@ def build_muscles(data: Path) -> str:
     if unpaired:
         raise SystemExit(f"unpaired muscles {unpaired}: kb/rules/muscles.lp counts paired muscles only; "
                          "write and test a rule for unpaired muscles first")
-    out.append("%*! muscle(M, Display, Paired, Region): {Display} ({M}) is a {Paired} muscle of the {Region} region. *%")
+    out.append("%*! muscle(M, Display, Paired, Region): "
+               "{Display} ({M}) is a {Paired} muscle of the {Region} region. *%")
     for m in lex["muscles"]:
         paired = "paired" if m.get("paired", True) else "unpaired"
         out.append(fact("muscle", const(m["id"]), m["display"], const(paired), const(m["region"])))
     out.append("")
     out.append("%*! muscle_name(Text, M): \"{Text}\" names the muscle {M}. *%")
+    out.append(KEYS_TEXT)
     out.append("%*! muscle_part_name(Text, M): \"{Text}\" names part of the muscle {M}. *%")
+    out.append(KEYS_TEXT)
     ambiguous = []
     for text in sorted(owners):
         kinds = owners[text]
@@ -117,6 +119,7 @@ def build_muscles(data: Path) -> str:
     out.append("")
     out.append("%*! muscle_group(G, Display): {Display} is a muscle group. *%")
     out.append("%*! group_name(Text, G): \"{Text}\" names the muscle group {G}. *%")
+    out.append(KEYS_TEXT)
     out.append("%*! group_member(G, M): {M} belongs to the group {G}. *%")
     for key, gid in sorted(groups.items(), key=lambda kv: kv[1]):
         out.append(fact("muscle_group", const(gid), gid.replace("_", " ")))
@@ -128,6 +131,7 @@ def build_muscles(data: Path) -> str:
             out.append(fact("group_name", text, const(next(iter(kinds))[1])))
     out.append("")
     out.append("%*! region_term(Text): \"{Text}\" is a region or vague term, not a muscle. *%")
+    out.append(KEYS_TEXT)
     for text in sorted(owners):
         if owners[text] == {("region", None)}:
             out.append(fact("region_term", text))
@@ -136,12 +140,14 @@ def build_muscles(data: Path) -> str:
     out.append("   ignored (for example RCPM / RCPm). Policy choice: such a text names no muscle")
     out.append("   and raises a finding, rather than guessing. *%")
     out.append("%*! ambiguous_name(Text, M): \"{Text}\" could name {M}, among others. *%")
-    for text, muscles in ambiguous:
-        for m in muscles:
+    out.append(KEYS_TEXT)
+    for text, candidates in ambiguous:
+        for m in candidates:
             out.append(fact("ambiguous_name", text, const(m)))
     out.append("")
     out.append("% Side words include the KB additions in tools/build_reference.py (EXTRA_SIDE_WORDS).")
     out.append("%*! side_word(Text, Side): \"{Text}\" written before or after a muscle means {Side}. *%")
+    out.append(KEYS_TEXT)
     for side, words in lex["laterality"].items():
         for w in sorted({norm(w) for w in words}):
             out.append(fact("side_word", w, const(side)))
@@ -167,11 +173,13 @@ def build_ptp(data: Path) -> str:
         "   - Column 1 / column 2 direction is lost; each pair is stored once, lower code first,",
         "     so rules treat pairs as unordered.",
         "   - Effective and deletion dates are not in the extract. The rules treat a pair as in",
-        "     force wherever both codes are in force (see ptp_in_force in rules/ncci_ptp.lp).",
+        "     force wherever both codes are in force (rules/ncci.lp, rules/audit.lp).",
         "   Modifier indicator: 0 never together; 1 together only with an NCCI-associated",
         "   modifier on the second code; 9 deleted / not applied. *%",
         "",
-        "%*! ptp(A, B, Indicator, Rationale): NCCI PTP edit {A}/{B} has modifier indicator {Indicator} ({Rationale}). *%",
+        "%*! ptp(A, B, Indicator, Rationale): "
+        "NCCI PTP edit {A}/{B} has modifier indicator {Indicator} ({Rationale}). *%",
+        "%@ keys: A, B",
     ]
     for (a, b), (ind, rationale) in sorted(seen.items()):
         out.append(fact("ptp", a, b, int(ind), rationale))
@@ -189,7 +197,9 @@ def build_mue(data: Path) -> str:
         "   J3490) have no row. MAI: 1 line edit, 2 absolute date-of-service edit (policy),",
         "   3 date-of-service edit (clinical). *%",
         "",
-        "%*! mue(Code, Units, MAI, Rationale): the MUE of {Code} is {Units} per date of service (MAI {MAI}, {Rationale}). *%",
+        "%*! mue(Code, Units, MAI, Rationale): "
+        "the MUE of {Code} is {Units} per date of service (MAI {MAI}, {Rationale}). *%",
+        "%@ keys: Code",
     ]
     for code, units, mai, rationale in sorted(rows):
         out.append(fact("mue", code, int(units), int(mai), rationale))

@@ -1,6 +1,6 @@
 """kb/rules/audit.lp: each billed line accepted or rejected, with reasons naming rules."""
 
-from helpers import finding_ids, inj, rejected
+from helpers import dry, finding_ids, inj, rejected
 
 THREE = [inj("trapezius", "left"), inj("trapezius", "right"), inj("levator scapulae", "left")]
 
@@ -8,7 +8,7 @@ THREE = [inj("trapezius", "left"), inj("trapezius", "right"), inj("levator scapu
 def test_exact_match_is_accepted(code_one):
     out = code_one(procedures=THREE, billed=[{"code": "20553"}])
     assert rejected(out) == {}
-    assert [b["verdict"] for b in out["billed"]] == ["accept"]
+    assert [b.verdict for b in out.billed] == ["accept"]
 
 
 def test_pair_edit_and_count(code_one):
@@ -21,12 +21,11 @@ def test_units_over_mue(code_one):
     assert rejected(out) == {"20553": {"units_over_mue"}}
 
 
-def test_missing_and_medicare_equivalent_modifier(code_one):
+def test_missing_modifier_and_xs_not_taken_for_59(code_one):
     procs = [inj("trapezius", "left"), inj("piriformis", "right", ())]
     out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560"}])
     assert rejected(out) == {"20560": {"modifier_missing", "ptp_indicator_1"}}
-    out = code_one(payer="medicare-cgs", procedures=procs,
-                   billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["59"]}])
+    out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["59"]}])
     assert rejected(out) == {}
     out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["XS"]}])
     assert rejected(out) == {"20560": {"modifier_missing", "modifier_not_called_for"}}
@@ -39,10 +38,21 @@ def test_add_on_without_primary(code_one):
     assert "line_not_billed" in finding_ids(out)
 
 
-def test_guidance_not_covered(code_one):
-    out = code_one(payer="medicare-palmetto", procedures=THREE, billed=[{"code": "20553"}, {"code": "76942"}],
-                   guidance=[{"modality": "ultrasound", "necessity": "x", "images_recorded": True}])
-    assert rejected(out) == {"76942": {"guidance_not_covered"}}
+def test_guidance_without_images_is_not_supported(code_one):
+    out = code_one(procedures=THREE, billed=[{"code": "20553"}, {"code": "76942"}],
+                   guidance=[{"modality": "ultrasound", "necessity": "x"}])
+    assert rejected(out) == {"76942": {"guidance_not_supported"}}
+
+
+def test_a_code_out_of_force_is_rejected_for_its_date(code_one):
+    out = code_one(date="2019-06-03", procedures=[dry("trapezius", "left")], billed=[{"code": "20560"}])
+    assert rejected(out) == {"20560": {"code_not_in_force"}}  # the count calls for 20560; the date does not
+
+
+def test_every_billed_line_has_a_verdict(code_one):
+    out = code_one(procedures=THREE, billed=[{"code": "20553"}, {"code": "20553"}, {"code": "J3301", "units": 4}])
+    assert [b.verdict for b in out.billed] == ["accept", "reject", "reject"]
+    assert rejected(out) == {"20553": {"duplicate_line", "units_over_mue"}, "J3301": {"code_not_derived"}}
 
 
 def test_code_outside_the_kb(code_one):

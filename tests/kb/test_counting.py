@@ -13,7 +13,7 @@ def test_listings_and_trigger_points_of_one_muscle_count_once(derived):
     got = derived("injected_count", procedures=[
         {"muscle": "right upper trap", "trigger_points": 4, "injectate": ["lidocaine"]},
         inj("trapezius", "right"), inj("middle trapezius", "right")])
-    assert got == ['injected_count("t0",1)']
+    assert got == ["injected_count(1,1)"]
 
 
 def test_injected_and_needled_counts_as_injected_only(code_one):
@@ -24,14 +24,14 @@ def test_injected_and_needled_counts_as_injected_only(code_one):
 
 def test_group_counts_once_per_side_unless_a_member_is_named(derived):
     got = derived("counted", procedures=[inj("scalenes", "bilateral"), inj("anterior scalene", "left")])
-    assert got == ['counted("t0",1,group,scalenes,right)', 'counted("t0",2,muscle,scalenus_anterior,left)']
+    assert got == ["counted(1,1,group,scalenes,right)", "counted(1,2,muscle,scalenus_anterior,left)"]
 
 
 def test_unsided_muscle_counts_once_unless_named_with_a_side(derived):
     assert derived("counted", procedures=[inj("infraspinatus")]) == [
-        'counted("t0",1,muscle,infraspinatus,unsided)']
+        "counted(1,1,muscle,infraspinatus,unsided)"]
     assert derived("counted", procedures=[inj("infraspinatus"), inj("infraspinatus", "left")]) == [
-        'counted("t0",2,muscle,infraspinatus,left)']
+        "counted(1,2,muscle,infraspinatus,left)"]
 
 
 def test_empty_injectate_is_dry_needling(code_one):

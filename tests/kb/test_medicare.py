@@ -29,3 +29,16 @@ def test_59_stands_in_place_of_xs_not_beside_it(code_one, mods, verdicts):
 def test_cpt_profile_does_not_take_xs_for_59(code_one):
     out = code_one(procedures=PROCS, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["XS"]}])
     assert rejected(out) == {"20560": {"modifier_missing", "modifier_not_called_for"}}
+
+
+def test_medicare_takes_59_in_place_of_xs(code_one):
+    procs = [inj("trapezius", "left"), inj("piriformis", "right", ())]
+    out = code_one(payer="medicare-cgs", procedures=procs,
+                   billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["59"]}])
+    assert rejected(out) == {}
+
+
+@pytest.mark.parametrize("payer", ["medicare-noridian", "medicare-novitas"])
+def test_dry_needling_with_tpi_carries_xs(code_one, payer):
+    out = code_one(payer=payer, procedures=[inj("trapezius", "left"), dry("piriformis", "right")])
+    assert lines(out) == {"20552 x1", "20560-XS x1"}

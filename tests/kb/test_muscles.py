@@ -11,12 +11,12 @@ def test_abbreviations_case_and_spaces(code_one):
 
 def test_side_word_before_or_after_the_name(derived):
     got = derived("on_side", procedures=[inj("rt upper trap"), inj("glute med lt"), inj("b/l SCM")])
-    assert got == ['on_side("t0",1,right)', 'on_side("t0",2,left)', 'on_side("t0",3,left)', 'on_side("t0",3,right)']
+    assert got == ["on_side(1,1,right)", "on_side(1,2,left)", "on_side(1,3,left)", "on_side(1,3,right)"]
 
 
 def test_parts_of_one_muscle_are_that_muscle(derived):
     got = derived("names", procedures=[inj("upper trapezius", "right"), inj("lower trap", "right")])
-    assert got == ['names("t0",1,muscle,trapezius)', 'names("t0",2,muscle,trapezius)']
+    assert got == ["names(1,1,muscle,trapezius)", "names(1,2,muscle,trapezius)"]
 
 
 def test_region_term_never_counts(code_one):
@@ -27,9 +27,9 @@ def test_region_term_never_counts(code_one):
 
 def test_unmatched_text_gets_suggestions(code_one):
     out = code_one(procedures=[inj("levator scapuale", "left")])
-    finding = next(f for f in out["findings"] if f["id"] == "muscle_unmatched")
-    assert '"levator scapuale"' in finding["message"]
-    assert "Did you mean: levator scapulae" in finding["message"]
+    finding = next(f for f in out.findings if f.id == "muscle_unmatched")
+    assert '"levator scapuale"' in finding.message
+    assert "Did you mean: levator scapulae" in finding.message
 
 
 def test_ambiguous_abbreviation_does_not_count(code_one):
@@ -45,4 +45,4 @@ def test_side_field_and_text_disagree(code_one):
 
 
 def test_group_term_is_read_as_a_group(derived):
-    assert derived("names", procedures=[inj("Rhomboids", "right")]) == ['names("t0",1,group,rhomboids)']
+    assert derived("names", procedures=[inj("Rhomboids", "right")]) == ["names(1,1,group,rhomboids)"]

@@ -1,0 +1,390 @@
+"""The knowledge base as the bridge loads it: compiled once from kb/main.lp and the files
+it includes, checked, and cached on disk so that the next process starts in milliseconds.
+
+Compiling reads every file with clingo.ast (bridge/engine.py), checks every rule
+(bridge/rules.py), reads the reference tables into Python rows (bridge/tables.py) and
+writes three program texts: plain, with the message rules instrumented (`tpkb code`), and
+with every rule instrumented (explanations, `tpkb test`). Instrumenting turns
+
+    calls_for(E, "20553") :- injected_count(E, N), N >= 3.
+
+into two rules, so that the body is grounded once:
+
+    _tpkb_fired(E, 12, N) :- injected_count(E, N), N >= 3.
+    calls_for(E, "20553") :- _tpkb_fired(E, 12, N).
+
+The firing atom carries the encounter, the rule's number and its variable values; the
+head is rebuilt from them in Python.
+
+The cache (one file per KB folder, in $TPKB_CACHE or ~/.cache/tpkb; TPKB_CACHE=off turns
+it off) is used only while every KB file and every bridge module has the content it was
+compiled from. A KB with errors is never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import engine
+from .engine import KBError, Program, Statement
+from .rules import (
+    Doc,
+    Note,
+    Rule,
+    body_signatures,
+    constants_in_head,
+    encounter_level,
+    make_rule,
+    read_annotations,
+    read_docs,
+)
+from .tables import Signature, Table, Tables
+from .terms import Atom, Pat, Var, strings
+
+FIRED = "_tpkb_fired"
+MESSAGE_HEADS = {("finding", 3), ("reason", 4)}  # their labels are messages of an outcome
+MESSAGE_HIDDEN = {("finding", 3), ("reject_reason", 4)}  # carried by the firings in "messages" mode
+MODES = ("plain", "messages", "full")
+SCHEMA, SHOW, REFERENCE = "kb/schema.lp", "kb/show.lp", "kb/reference/"
+
+
+@dataclass
+class KB:
+    root: Path
+    fingerprint: dict[str, str]
+    rules: dict[str, Rule]
+    by_number: list[Rule]
+    docs: dict[Signature, Doc]
+    inputs: set[Signature]
+    public: set[Signature]
+    tables: Tables
+    programs: dict[str, Program]
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, root: Path | str) -> KB:
+        return load(Path(root))
+
+    def program(self, mode: str) -> Program:
+        return self.programs[mode]
+
+    def table_rows(self, name: str) -> list[Atom]:
+        return self.tables.rows(name)
+
+    def severities(self) -> dict[str, str]:
+        """Finding id -> error, warning or info (kb/reference/findings.lp)."""
+        return self._lookup("finding_severity")
+
+    def reasons(self) -> dict[str, str]:
+        """Audit reason id -> what it means (kb/reference/reasons.lp)."""
+        return self._lookup("audit_reason")
+
+    def profiles(self) -> list[str]:
+        return sorted(row[1] for row in self.table_rows("profile"))
+
+    def side_words(self) -> frozenset[str]:
+        if "side_words" not in self._memo:
+            self._memo["side_words"] = frozenset(row[1] for row in self.table_rows("side_word"))
+        return self._memo["side_words"]
+
+    def suggest(self, text: str) -> list[str]:
+        """The lexicon names nearest to an unmatched muscle text."""
+        import difflib
+
+        cache = self._memo.setdefault("suggest", {})
+        if text not in cache:
+            names = self._memo.get("names")
+            if names is None:
+                names = self._memo["names"] = sorted({row[1] for name in ("muscle_name", "muscle_part_name",
+                                                                          "group_name")
+                                                      for row in self.table_rows(name)})
+            cache[text] = difflib.get_close_matches(text, names, n=3, cutoff=0.6)
+        return cache[text]
+
+    def _lookup(self, table: str) -> dict[str, str]:
+        if table not in self._memo:
+            self._memo[table] = {str(row[1]): str(row[2]) for row in self.table_rows(table)}
+        return self._memo[table]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_memo"] = {}
+        return state
+
+
+# ---------------------------------------------------------------------- loading and the cache
+def load(root: Path) -> KB:
+    root = root.resolve()
+    main = root / "main.lp"
+    if not main.is_file():
+        raise KBError([f"{main}: the KB root file main.lp is missing"])
+    version = _bridge_version()
+    path = _cache_path(root)
+    if path is not None:
+        kb = _read_cache(path, root, version)
+        if kb is not None:
+            return kb
+    kb = compile_kb(root)
+    if path is not None:
+        _write_cache(path, kb, version)
+    return kb
+
+
+def _bridge_version() -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_path(root: Path) -> Path | None:
+    setting = os.environ.get("TPKB_CACHE")
+    if setting is not None and setting.strip().lower() in ("", "0", "off", "no", "false"):
+        return None
+    base = Path(setting) if setting else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tpkb"
+    name = hashlib.blake2b(str(root).encode(), digest_size=10).hexdigest()
+    return base / f"kb-{name}.pickle"
+
+
+def _fingerprint(root: Path, files: list[str]) -> dict[str, str]:
+    out = {}
+    for rel in files:
+        try:
+            out[rel] = hashlib.blake2b((root / rel.removeprefix("kb/")).read_bytes(), digest_size=16).hexdigest()
+        except OSError:
+            out[rel] = "missing"
+    return out
+
+
+def _read_cache(path: Path, root: Path, version: str) -> KB | None:
+    try:
+        with path.open("rb") as stream:
+            stored_version, kb = pickle.load(stream)
+    except Exception:  # noqa: BLE001 - a missing, stale or damaged cache is rebuilt
+        return None
+    if stored_version != version or not isinstance(kb, KB) or kb.root != root:
+        return None
+    if _fingerprint(root, list(kb.fingerprint)) != kb.fingerprint:
+        return None
+    return kb
+
+
+def _write_cache(path: Path, kb: KB, version: str) -> None:
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, prefix=".kb-") as tmp:
+            pickle.dump((version, kb), tmp, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp.name, path)
+    except OSError:
+        pass  # no cache where the directory is not writable: each process compiles
+
+
+# ---------------------------------------------------------------------- compiling
+def compile_kb(root: Path) -> KB:
+    statements, messages = engine.read_kb(root / "main.lp")
+    errors = [f"kb/{file}:{line}: {text}" if file else text for file, line, text in messages]
+    for stmt in statements:
+        stmt.file = "kb/" + stmt.file
+    files = list(dict.fromkeys(["kb/main.lp", *(s.file for s in statements)]))
+    if errors:
+        raise KBError(errors)
+    notes = read_annotations(statements, errors)
+    documented = read_docs(statements, errors)
+    inputs = {s.signature for s in statements if s.kind == "defined" and s.file == SCHEMA and s.signature}
+    public = {s.signature for s in statements if s.kind == "show" and s.file == SHOW and s.signature}
+    tables = _tables(statements, notes, documented, errors)
+    level = encounter_level(statements, inputs)
+    rules, by_stmt = _rules(statements, notes, level, set(tables), errors)
+    _check(statements, rules, tables, inputs, public, errors)
+    if errors:
+        raise KBError(errors)
+    program_strings = frozenset(_strings(statements))
+    kb = KB(root=root, fingerprint=_fingerprint(root, files), rules={r.id: r for r in rules}, by_number=rules,
+            docs=documented, inputs=inputs, public=public, tables=Tables(tables, program_strings),
+            programs={mode: _program(statements, by_stmt, set(tables), public, mode) for mode in MODES})
+    _check_registries(kb, errors)
+    if errors:
+        raise KBError(errors)
+    return kb
+
+
+def _tables(statements: list[Statement], notes: dict[tuple[str, int], Note], documented: dict[Signature, Doc],
+            errors: list[str]) -> dict[Signature, Table]:
+    tables: dict[Signature, Table] = {}
+    docs_at = {(d.file, d.line): d for d in documented.values()}
+    for stmt in statements:
+        if not stmt.file.startswith(REFERENCE) or stmt.kind in ("comment", "defined"):
+            continue
+        if stmt.kind != "fact" or stmt.fact is None:
+            errors.append(f"{stmt.file}:{stmt.line}: files in kb/reference/ hold facts only (ground, one atom); "
+                          "put rules in kb/rules/")
+            continue
+        sig = (stmt.fact[0], len(stmt.fact) - 1)
+        table = tables.get(sig)
+        if table is None:
+            table = tables[sig] = Table(sig, stmt.file, stmt.line)
+        table.rows.append(stmt.fact)
+    for (file, _end), note in notes.items():
+        if not file.startswith(REFERENCE):
+            continue
+        doc = next((d for (f, line), d in docs_at.items() if f == file and line == note.line - 1), None)
+        if set(note.keys) - {"_file"} != {"keys"} or doc is None:
+            errors.append(f"{file}:{note.line}: in kb/reference/ the only annotation is '%@ keys: A, B', directly "
+                          "under a table's %*! documentation")
+            continue
+        names = [n.strip() for n in note.keys["keys"].split(",") if n.strip()]
+        unknown = [n for n in names if n not in doc.args]
+        if unknown or not names:
+            errors.append(f"{file}:{note.line}: %@ keys: {', '.join(unknown) or 'nothing'} is not an argument of "
+                          f"{doc.name}({', '.join(doc.args)})")
+            continue
+        target = tables.get((doc.name, len(doc.args)))
+        if target is not None:
+            target.keys = tuple(doc.args.index(n) + 1 for n in names)
+    return tables
+
+
+def _rules(statements: list[Statement], notes: dict[tuple[str, int], Note], level: set[Signature],
+           tables: set[Signature], errors: list[str]) -> tuple[list[Rule], dict[int, Rule]]:
+    rules: list[Rule] = []
+    by_stmt: dict[int, Rule] = {}
+    seen: dict[str, Rule] = {}
+    used_notes: set[tuple[str, int]] = set()
+    for i, stmt in enumerate(statements):
+        if stmt.file.startswith(REFERENCE) or stmt.kind not in ("rule", "fact"):
+            continue
+        key = (stmt.file, stmt.line - 1)
+        note = notes.get(key)
+        if note is not None:
+            used_notes.add(key)
+        if stmt.kind == "fact":
+            if note is not None:
+                errors.append(f"{stmt.file}:{stmt.line}: a %@ annotation stands above a fact; annotate rules only")
+            continue
+        if note is None:
+            errors.append(f"{stmt.file}:{stmt.line}: rule has no %@ rule/label/source annotation above it: {stmt.text}")
+            continue
+        rule = make_rule(stmt, note, len(rules), level, errors)
+        if rule is None:
+            continue
+        if rule.id in seen:
+            errors.append(f"{stmt.file}:{stmt.line}: rule id '{rule.id}' is already used at {seen[rule.id].at}")
+            continue
+        seen[rule.id] = rule
+        rules.append(rule)
+        by_stmt[i] = rule
+    for key, note in notes.items():
+        if key not in used_notes and not key[0].startswith(REFERENCE):
+            errors.append(f"{key[0]}:{note.line}: %@ annotation is not directly followed by a rule")
+    return rules, by_stmt
+
+
+def _check(statements: list[Statement], rules: list[Rule], tables: dict[Signature, Table],
+           inputs: set[Signature], public: set[Signature], errors: list[str]) -> None:
+    """A derived predicate that nothing uses is most likely misspelt; so is a body predicate
+    that nothing defines, and a #show of a predicate nothing derives."""
+    heads = {s.head and (s.head.name, len(s.head.args)) for s in statements if s.kind in ("rule", "fact")}
+    defined = {s.signature for s in statements if s.kind == "defined"}
+    known = heads | set(tables) | inputs | defined
+    used: set[Signature] = set()
+    for stmt in statements:
+        if stmt.kind != "rule":
+            continue
+        for sig in body_signatures(stmt):
+            used.add(sig)
+            if sig not in known:
+                errors.append(f"{stmt.file}:{stmt.line}: {sig[0]}/{sig[1]} occurs in no rule head, table or input "
+                              "(misspelt?)")
+    for stmt in statements:
+        if stmt.kind == "show" and stmt.signature and stmt.signature not in heads | set(tables):
+            errors.append(f"{stmt.file}:{stmt.line}: #show {stmt.signature[0]}/{stmt.signature[1]}: no rule derives "
+                          "it (misspelt?)")
+    for rule in rules:
+        if rule.signature not in used and rule.signature not in public:
+            errors.append(f"{rule.at}: rule '{rule.id}' derives {rule.signature[0]}/{rule.signature[1]}, which no "
+                          "rule uses and the KB does not show (misspelt?)")
+
+
+def _check_registries(kb: KB, errors: list[str]) -> None:
+    """Every finding id a rule derives has a severity, every reason id is registered."""
+    for rule, position, registry, missing in (
+            *((r, 1, kb.severities(), "has no severity in kb/reference/findings.lp") for r in kb.by_number
+              if r.signature == ("finding", 3)),
+            *((r, 2, kb.reasons(), "is not in kb/reference/reasons.lp") for r in kb.by_number
+              if r.signature == ("reason", 4))):
+        ident = constants_in_head(rule, position)
+        if ident is None:
+            errors.append(f"{rule.at}: rule '{rule.id}': the id in its head must be written out (a constant)")
+        elif ident not in registry:
+            errors.append(f"{rule.at}: rule '{rule.id}': '{ident}' {missing}")
+
+
+def _strings(statements: list[Statement]) -> set[str]:
+    """Every string written in the program (codes a rule can derive, above all)."""
+    out: set[str] = set()
+    for stmt in statements:
+        if stmt.file.startswith(REFERENCE):
+            continue
+        atoms: list[Pat] = [stmt.head] if stmt.head else []
+        for lit in stmt.body:
+            atoms.extend([lit.atom] if lit.atom else [])
+            atoms.extend(lit.elements)
+        for atom in atoms:
+            out.update(strings(_values(atom.args)))
+    return out
+
+
+def _values(args: tuple) -> list:
+    out: list = []
+    for a in args:
+        if isinstance(a, Pat):
+            out.extend(_values(a.args))
+        elif not isinstance(a, Var):
+            out.append(a)
+    return out
+
+
+# ---------------------------------------------------------------------- program texts
+def _program(statements: list[Statement], by_stmt: dict[int, Rule], tables: set[Signature],
+             public: set[Signature], mode: str) -> Program:
+    lines: list[str] = []
+    origins: list[tuple[str, int]] = []
+
+    def emit(text: str, stmt: Statement | None) -> None:
+        for part in text.splitlines() or [""]:
+            lines.append(part)
+            origins.append((stmt.file, stmt.line) if stmt else ("kb (added by the bridge)", 0))
+
+    arities: set[int] = set()
+    for i, stmt in enumerate(statements):
+        if stmt.file.startswith(REFERENCE) or stmt.kind == "comment":
+            continue
+        rule = by_stmt.get(i)
+        if stmt.kind == "show":
+            if mode == "plain" or (mode == "messages" and stmt.signature not in MESSAGE_HIDDEN):
+                emit(stmt.text, stmt)
+        elif rule is not None and (mode == "full" or (mode == "messages" and rule.signature in MESSAGE_HEADS)):
+            fired = firing(rule)
+            arities.add(len(rule.variables) + (2 if rule.encounter is None else 1))
+            emit(f"{fired} :- {'; '.join(stmt.body_text)}.", stmt)
+            emit(f"{stmt.head_text} :- {fired}.", stmt)
+        else:
+            emit(stmt.text, stmt)
+    for name, arity in sorted(tables):
+        emit(f"#defined {name}/{arity}.", None)
+    for arity in sorted(arities):
+        emit(f"#show {FIRED}/{arity}.", None)
+    return Program("\n".join(lines) + "\n", tuple(origins))
+
+
+def firing(rule: Rule) -> str:
+    """The firing atom of a rule as program text: encounter (or 0), rule number, values."""
+    others = [v for v in rule.variables if v != rule.encounter]
+    args = [rule.encounter or "0", str(rule.number), *others]
+    return f"{FIRED}({','.join(args)})"

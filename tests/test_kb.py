@@ -1,0 +1,194 @@
+"""bridge/kb.py and bridge/rules.py: an analyst's mistake in a KB file is refused at load
+time with the .lp file and line; the compiled KB is cached and the cache follows every
+edit."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import encounters, inj
+
+from bridge.api import default_kb_path, load_kb, solve_batch
+from bridge.engine import KBError
+from bridge.kb import KB, compile_kb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "kb"
+    shutil.copytree(default_kb_path(), dest)
+    return dest
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace `old` (which must occur) by `new`; the line where it stood."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    return text[: text.index(old)].count("\n") + 1
+
+
+def refused(kb_dir: Path) -> str:
+    with pytest.raises(KBError) as err:
+        compile_kb(kb_dir.resolve())
+    return str(err.value)
+
+
+def test_the_shipped_kb_compiles(kb: KB) -> None:
+    assert len(kb.rules) > 100
+    assert {("line", 3), ("finding", 3), ("verdict", 3)} <= kb.public
+    assert ("procedure", 3) in kb.inputs
+
+
+def test_syntax_error_names_file_and_line(kb_copy: Path) -> None:
+    line = edit(kb_copy / "rules" / "codes.lp", 'calls_for(E, "20553") :-', 'calls_for(E, "20553") :- :-')
+    message = refused(kb_copy)
+    assert f"kb/rules/codes.lp:{line}" in message and "syntax error" in message
+
+
+def test_misspelt_body_predicate_is_refused_at_load(kb_copy: Path) -> None:
+    line = edit(kb_copy / "rules" / "codes.lp", "injected_count(E, N), N >= 3", "injected_cuont(E, N), N >= 3")
+    message = refused(kb_copy)
+    assert f"kb/rules/codes.lp:{line}" in message and "injected_cuont/2" in message
+
+
+def test_misspelt_head_predicate_is_refused(kb_copy: Path) -> None:
+    line = edit(kb_copy / "rules" / "codes.lp", 'calls_for(E, "20553") :-', 'calls_fro(E, "20553") :-')
+    message = refused(kb_copy)
+    assert f"kb/rules/codes.lp:{line}" in message and "calls_fro/2" in message
+
+
+def test_rule_without_annotation_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "rules" / "codes.lp"
+    path.write_text(path.read_text() + '\ncalls_for(E, "20552") :- injected_count(E, 9).\n')
+    assert "no %@ rule/label/source annotation" in refused(kb_copy)
+
+
+@pytest.mark.parametrize("new", ["billed_pair(A, B) :- billed_code", "billed_pair(A, E, B) :- billed_code"])
+def test_head_without_the_encounter_id_first_is_refused(kb_copy: Path, new: str) -> None:
+    path = kb_copy / "rules" / "audit.lp"
+    edit(path, "billed_pair(E, A, B) :- billed_code", new)
+    # keep the other rules consistent with the new arity, so only the id check speaks
+    text = path.read_text().replace("billed_pair(E, A, B), ptp(A, B, I, R)", "billed_pair(A, B), ptp(A, B, I, R)")
+    path.write_text(text)
+    assert "must take the encounter id E as its first argument" in refused(kb_copy)
+
+
+def test_a_head_first_argument_of_another_name_is_checked_too(kb_copy: Path) -> None:
+    # The check follows the encounter variable, whatever it is called.
+    edit(kb_copy / "rules" / "codes.lp", "has_needle_line(E) :- procedure_line(E, C).",
+         "has_needle_line(X) :- procedure_line(X, C).")
+    compile_kb(kb_copy.resolve())
+    edit(kb_copy / "rules" / "codes.lp", "has_needle_line(X) :- procedure_line(X, C).",
+         "has_needle_line(C) :- procedure_line(X, C).")
+    assert "must take the encounter id X as its first argument" in refused(kb_copy)
+
+
+def test_label_naming_an_unknown_variable_is_refused(kb_copy: Path) -> None:
+    edit(kb_copy / "rules" / "codes.lp", "%@ label: {N} muscles injected (3 or more)", "%@ label: {Count} muscles injected")
+    assert "{Count}" in refused(kb_copy)
+
+
+def test_constraint_or_choice_in_a_rule_file_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "rules" / "codes.lp"
+    path.write_text(path.read_text() + "\n%@ rule: no_tpi\n%@ label: x\n%@ source: y\n:- calls_for(E, _).\n")
+    assert "head must be a single atom" in refused(kb_copy)
+
+
+def test_doc_naming_an_unknown_argument_is_refused(kb_copy: Path) -> None:
+    edit(kb_copy / "schema.lp", "%*! side(E, P, Side): procedure {P} has the side field {Side}.",
+         "%*! side(E, P, Side): procedure {Q} has the side field {Side}.")
+    assert "%*! side: {Q} is not an argument" in refused(kb_copy)
+
+
+def test_duplicate_rule_id_is_refused(kb_copy: Path) -> None:
+    edit(kb_copy / "rules" / "codes.lp", "%@ rule: calls_for_20553", "%@ rule: calls_for_20552")
+    assert "rule id 'calls_for_20552' is already used at kb/rules/codes.lp" in refused(kb_copy)
+
+
+def test_finding_without_a_severity_is_a_kb_error_at_the_rule(kb_copy: Path) -> None:
+    line = edit(kb_copy / "rules" / "guidance.lp", "finding(E, guidance_ct_not_reportable, G)",
+                "finding(E, guidance_ct_unreportable, G)")
+    message = refused(kb_copy)
+    assert f"kb/rules/guidance.lp:{line}" in message and "'guidance_ct_unreportable' has no a severity" not in message
+    assert "'guidance_ct_unreportable' has no severity in kb/reference/findings.lp" in message
+
+
+def test_unregistered_reason_is_a_kb_error_at_the_rule(kb_copy: Path) -> None:
+    line = edit(kb_copy / "rules" / "audit.lp", "reason(E, B, duplicate_line, B0)", "reason(E, B, duplicated, B0)")
+    message = refused(kb_copy)
+    assert f"kb/rules/audit.lp:{line}" in message and "'duplicated' is not in kb/reference/reasons.lp" in message
+
+
+def test_a_rule_in_a_reference_file_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "reference" / "codes.lp"
+    path.write_text(path.read_text() + "\naddon_code(C) :- guidance_code(_, C).\n")
+    assert "files in kb/reference/ hold facts only" in refused(kb_copy)
+
+
+def test_keys_must_name_arguments_of_the_table(kb_copy: Path) -> None:
+    edit(kb_copy / "reference" / "mue.lp", "%@ keys: Code", "%@ keys: Cod")
+    assert "%@ keys: Cod is not an argument of mue(Code, Units, MAI, Rationale)" in refused(kb_copy)
+
+
+def test_an_input_without_a_field_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "schema.lp"
+    path.write_text(path.read_text() + '\n%*! weight(E, W): the patient weighs {W}. *%\n#defined weight/2.\n')
+    with pytest.raises(KBError, match=r"input weight/2 has no entry in bridge/facts.py"):
+        load_kb(kb_copy)
+
+
+def test_a_field_without_an_input_is_refused(kb_copy: Path) -> None:
+    edit(kb_copy / "schema.lp", "#defined side/3.", "")
+    edit(kb_copy / "rules" / "muscles.lp", "proc_side(E, P, S) :- side(E, P, S).", "proc_side(E, P, S) :- read_split(E, P, S, S).")
+    with pytest.raises(KBError, match=r"INPUTS writes side/3, which kb/schema.lp does not declare"):
+        load_kb(kb_copy)
+
+
+def test_every_input_and_every_negated_predicate_has_a_reading(kb: KB) -> None:
+    assert kb.inputs <= set(kb.docs)
+    negated = {(lit.atom.name, len(lit.atom.args)) for rule in kb.rules.values() for lit in rule.body
+               if lit.kind == "atom" and lit.negated and lit.atom is not None}
+    assert negated and negated <= set(kb.docs), negated - set(kb.docs)
+
+
+def test_warning_raised_only_while_grounding_names_the_rule_file(kb_copy: Path) -> None:
+    # An arithmetic slip clingo only warns about when data reaches it ("operation undefined").
+    line = edit(kb_copy / "rules" / "codes.lp", "injected_count(E, N), N >= 3.", 'injected_count(E, N), N + "x" >= 3.')
+    broken = compile_kb(kb_copy.resolve())
+    with pytest.raises(KBError) as err:
+        solve_batch(broken, encounters(broken, {"procedures": [inj("trapezius", "left")]}))
+    assert f"kb/rules/codes.lp:{line}" in str(err.value) and "undefined" in str(err.value)
+
+
+def test_cli_reports_a_kb_error_exit_2_no_traceback(kb_copy: Path) -> None:
+    edit(kb_copy / "rules" / "codes.lp", "injected_count(E, N), N >= 3", "injected_cuont(E, N), N >= 3")
+    proc = subprocess.run([sys.executable, "-m", "bridge", "--kb", str(kb_copy), "code",
+                           str(ROOT / "examples" / "encounter.yaml"), "--format", "json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert "kb error: kb/rules/codes.lp:" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_the_cache_is_used_and_follows_every_edit(kb_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TPKB_CACHE", str(tmp_path / "cache"))
+    first = KB.load(kb_copy)
+    assert list((tmp_path / "cache").glob("kb-*.pickle"))
+    start = time.perf_counter()
+    again = KB.load(kb_copy)
+    assert time.perf_counter() - start < 0.5 and again.fingerprint == first.fingerprint
+    edit(kb_copy / "rules" / "codes.lp", "%@ label: {N} muscles injected (3 or more)",
+         "%@ label: {N} muscles injected (three or more)")
+    edited = KB.load(kb_copy)
+    assert edited.rules["calls_for_20553"].label.startswith("{N} muscles injected (three")
+    edit(kb_copy / "rules" / "codes.lp", "injected_count(E, N), N >= 3", "injected_cuont(E, N), N >= 3")
+    with pytest.raises(KBError):
+        KB.load(kb_copy)  # an edit that breaks the KB is never served from the cache
