@@ -9,9 +9,10 @@ batches, in order, on several cores.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -20,7 +21,7 @@ from . import engine
 from .explain import Graph, GraphBuilder
 from .facts import batch_facts, check_inputs, encounter_facts
 from .kb import KB
-from .load import Record
+from .load import Pending, Record
 from .model import Encounter
 from .outcome import Answer, Outcome
 from .terms import Atom
@@ -43,6 +44,23 @@ def load_kb(path: Path | str | None = None) -> KB:
     if problems:
         raise engine.KBError(problems)
     return kb
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a batch is coded.
+
+    A batch builds hundreds of thousands of small objects (facts, atoms, outcomes), none
+    of them in a reference cycle, so reference counting frees them all; with the collector
+    running, it would rescan the growing heap again and again (a third of a 10,000-encounter
+    run). It runs again, and collects anything left, once the batch is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def strings_in_play(facts: Iterable[Atom]) -> set:
@@ -81,20 +99,34 @@ class Options:
     render: Callable[[KB, Record, Outcome | None, Graph | None], str] | None = None
 
 
-def code_records(kb: KB, records: Sequence[Record], options: Options) -> list[str]:
-    """Code the good records of a batch in one solve; render every record, in order."""
-    good = [r for r in records if r.ok and r.encounter is not None]
-    outcomes: dict[int, tuple[Outcome, Graph | None]] = {}
-    if good:
-        encounters = [r.encounter for r in good if r.encounter is not None]
-        answer = solve_batch(kb, encounters, mode="full" if options.explain else "messages")
-        for key, enc in enumerate(encounters, start=1):
-            outcome = answer.outcome(key, enc)
-            graph = explain(kb, answer, key, enc, outcome) if options.explain else None
-            outcomes[id(good[key - 1])] = (outcome, graph)
-    render = options.render
-    assert render is not None
-    return [render(kb, r, *outcomes.get(id(r), (None, None))) for r in records]
+@dataclass(frozen=True)
+class Coded:
+    """One input record, coded and rendered: what a worker process hands back."""
+
+    ok: bool
+    problems: tuple[str, ...]  # one line each: file:line: case: field: message
+    text: str
+
+
+def code_records(kb: KB, items: Sequence[Record | Pending], options: Options) -> list[Coded]:
+    """Read (where not read yet) and code the records of a batch in one solve; render
+    every record, in order."""
+    with paused_gc():
+        profiles = frozenset(kb.profiles())
+        records = [item.read(profiles) if isinstance(item, Pending) else item for item in items]
+        good = [r for r in records if r.ok and r.encounter is not None]
+        outcomes: dict[int, tuple[Outcome, Graph | None]] = {}
+        if good:
+            encounters = [r.encounter for r in good if r.encounter is not None]
+            answer = solve_batch(kb, encounters, mode="full" if options.explain else "messages")
+            for key, enc in enumerate(encounters, start=1):
+                outcome = answer.outcome(key, enc)
+                graph = explain(kb, answer, key, enc, outcome) if options.explain else None
+                outcomes[id(good[key - 1])] = (outcome, graph)
+        render = options.render
+        assert render is not None
+        return [Coded(r.ok, tuple(str(p) for p in r.problems), render(kb, r, *outcomes.get(id(r), (None, None))))
+                for r in records]
 
 
 def default_jobs() -> int:
@@ -106,53 +138,57 @@ _WORKER: tuple[KB, Options] | None = None
 
 def _start_worker(kb_path: str, options: Options) -> None:
     global _WORKER
+    gc.disable()  # a worker only codes batches; it collects after each (see _work)
     _WORKER = (load_kb(kb_path), options)
 
 
-def _work(batch: list[Record]) -> list[str] | Exception:
+def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
     assert _WORKER is not None
     kb, options = _WORKER
     try:
         return code_records(kb, batch, options)
     except Exception as exc:  # noqa: BLE001 - handed back to the parent, which raises it
         return exc
+    finally:
+        gc.collect()
 
 
-def code_stream(kb: KB, records: Iterable[Record], options: Options, *, batch_size: int = 5000,
-                jobs: int = 1) -> Iterator[tuple[Record, str]]:
-    """Code records in batches (each one solve) and yield each with its rendering, in
-    input order.
+def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 5000,
+                jobs: int = 1) -> Iterator[Coded]:
+    """Code records in batches (each one solve) and yield each coded, in input order.
 
-    With jobs > 1 and more than one batch, up to `jobs` batches are coded at once in
-    worker processes (started with 'spawn': each loads the KB from its cache)."""
-    batches = _batches(records, batch_size)
+    With jobs > 1 and more than one batch, up to `jobs` batches are read and coded at once
+    in worker processes (started with 'spawn': each loads the KB from its cache)."""
+    batches = _paused(_batches(items, batch_size))
     first = next(batches, None)
     if first is None:
         return
     second = next(batches, None)
     if second is None or jobs <= 1:
         for batch in _chain([first] + ([second] if second else []), batches):
-            yield from zip(batch, code_records(kb, batch, options))
+            yield from code_records(kb, batch, options)
         return
-    sent: deque[list[Record]] = deque()
-
-    def dispatched() -> Iterator[list[Record]]:
-        for batch in _chain([first, second], batches):
-            sent.append(batch)
-            yield batch
-
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(jobs, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
-        for result in pool.imap(_work, dispatched()):
-            batch = sent.popleft()
+        for result in pool.imap(_work, _chain([first, second], batches)):
             if isinstance(result, Exception):
                 raise result
-            yield from zip(batch, result)
+            yield from result
 
 
-def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+def _paused(batches: Iterator[list[Record | Pending]]) -> Iterator[list[Record | Pending]]:
+    """Each batch read (and validated) with the collector paused."""
+    while True:
+        with paused_gc():
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _batches(records: Iterable[Record | Pending], size: int) -> Iterator[list[Record | Pending]]:
     iterator = iter(records)
     while True:
         batch = list(islice(iterator, size))

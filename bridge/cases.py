@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api import explain, solve_batch
+from .api import explain, paused_gc, solve_batch
 from .explain import to_text
 from .kb import KB
 from .load import Problem, Record, read_paths
@@ -88,7 +88,8 @@ def run_cases(kb: KB, paths: Iterable[str | Path], keyword: str | None = None) -
             cases.append((case, record))
     if not cases:
         return Run([], problems, set(), errored)
-    answer = solve_batch(kb, [c.encounter for c, _ in cases], mode="full")
+    with paused_gc():
+        answer = solve_batch(kb, [c.encounter for c, _ in cases], mode="full")
     results = []
     for key, (case, record) in enumerate(cases, start=1):
         outcome = answer.outcome(key, case.encounter)

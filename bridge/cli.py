@@ -17,13 +17,13 @@ from typing import NoReturn
 
 import click
 
-from .api import Options, code_stream, default_jobs, default_kb_path, load_kb
+from .api import Coded, Options, code_stream, default_jobs, default_kb_path, load_kb
 from .engine import KBError, SolveError, fact_text
 from .facts import encounter_facts
 from .kb import KB
-from .load import Problem, Record, read_jsonl, read_paths
+from .load import Pending, Problem, Record, jsonl_lines, read_items
 from .printable import escape
-from .render import as_dot_graphs, as_json, as_text, error_record
+from .render import as_dot_graphs, as_json, as_text
 
 FORMATS = click.Choice(["text", "json", "jsonl"])
 
@@ -40,21 +40,23 @@ class Ctx:
             self._kb = load_kb(self.kb_path)
         return self._kb
 
-    def report(self, problems: Iterable[Problem]) -> None:
+    def report(self, problems: Iterable[Problem | str]) -> None:
         for p in problems:
             self.problems += 1
             click.echo(f"error: {p}", err=True)
 
     def records(self, paths: tuple[str, ...], lines: bool = False) -> Iterator[Record]:
         """The records of the paths (or of JSONL on standard input), problems reported as read."""
-        profiles = frozenset(self.kb.profiles())
-        if paths == ("-",):
-            source = read_jsonl(sys.stdin.buffer, "<stdin>", profiles)
-        else:
-            source = read_paths(paths, profiles, lines)
-        for record in source:
+        for item in self.items(paths, lines):
+            record = item if isinstance(item, Record) else item.read(frozenset(self.kb.profiles()))
             self.report(record.problems)
             yield record
+
+    def items(self, paths: tuple[str, ...], lines: bool = False) -> Iterator[Record | Pending]:
+        """The input, JSONL lines unread: they are read where they are coded."""
+        if paths == ("-",):
+            return jsonl_lines(sys.stdin.buffer, "<stdin>")
+        return read_items(paths, self.kb.profiles(), lines, lazy=True)
 
 
 @click.group()
@@ -73,28 +75,31 @@ def _fail_kb(exc: Exception) -> NoReturn:
     sys.exit(2)
 
 
-def _emit(ctx: Ctx, outputs: Iterator[tuple[Record, str]], fmt: str) -> None:
-    if fmt != "json":
-        for _record, text in outputs:
-            if text:
-                click.echo(text, nl=fmt == "jsonl")
-        return
-    errors = []
+def _emit(ctx: Ctx, coded: Iterator[Coded], fmt: str) -> None:
+    """Print each record as it comes; report its problems on standard error. With
+    --format json, malformed records go to an "errors" list after the encounters."""
+    errors: list[str] = []
     first = True
-    click.echo('{"encounters": [', nl=False)
-    for record, text in outputs:
-        if not record.ok:
-            errors.append(json.dumps(error_record(record)))
-            continue
-        click.echo(("\n" if first else ",\n") + text, nl=False)
-        first = False
-    click.echo("\n]" + (',\n"errors": [\n' + ",\n".join(errors) + "\n]" if errors else "") + "}")
+    if fmt == "json":
+        click.echo('{"encounters": [', nl=False)
+    for item in coded:
+        ctx.report(item.problems)
+        if fmt != "json":
+            if item.text:
+                click.echo(item.text, nl=fmt == "jsonl")
+        elif not item.ok:
+            errors.append(item.text)
+        else:
+            click.echo(("\n" if first else ",\n") + item.text, nl=False)
+            first = False
+    if fmt == "json":
+        click.echo("\n]" + (',\n"errors": [\n' + ",\n".join(errors) + "\n]" if errors else "") + "}")
 
 
 def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_size: int, jobs: int) -> None:
     try:
         kb = ctx.kb  # load (and check) the KB before anything is printed
-        _emit(ctx, code_stream(kb, ctx.records(paths), options, batch_size=batch_size, jobs=jobs), fmt)
+        _emit(ctx, code_stream(kb, ctx.items(paths), options, batch_size=batch_size, jobs=jobs), fmt)
     except (KBError, SolveError) as exc:
         _fail_kb(exc)
     sys.exit(2 if ctx.problems else 0)

@@ -266,23 +266,29 @@ _SPURIOUS = "no atoms over signature occur in program"  # #show of a predicate o
 
 def solve(program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()) -> list[Atom]:
     """Ground and solve `program` with `facts` (and table rows); the shown atoms of the one
-    answer set. Raises KBError for any clingo message, SolveError unless exactly one model."""
+    answer set. Raises KBError for any clingo message, SolveError unless exactly one model.
+
+    Facts reach clingo as symbols built with the Symbol API, handed over while grounding
+    by a context function, one list per predicate: the program gets one bridge-written
+    rule per predicate, `procedure(A1,A2,A3) :- (A1,A2,A3) = @_tpkb_rows(4).`, and no user
+    text. (Adding each fact through the backend costs two more calls into clingo per fact,
+    a fifth of a large batch.)"""
     messages: list[str] = []
 
     def logger(_code: Any, message: str) -> None:
         if _SPURIOUS not in message:
             messages.append(_message(program, message))
 
+    rows = _Rows()
+    for sym, (name, arity) in _table_symbols(tables):
+        rows.add(name, arity, sym)
+    for atom in facts:
+        rows.add(atom[0], len(atom) - 1, Tuple_([_CONVERT[type(a)](a) for a in atom[1:]]))
     ctl = clingo.Control(["--models=2"], logger=logger, message_limit=50)
     try:
         ctl.add("base", [], program.text)
-        with ctl.backend() as backend:
-            add_atom, add_rule = backend.add_atom, backend.add_rule
-            for sym in _table_symbols(tables):
-                add_rule([add_atom(sym)])
-            for atom in facts:
-                add_rule([add_atom(symbol(atom))])
-        ctl.ground([("base", [])])
+        ctl.add("base", [], rows.program())
+        ctl.ground([("base", [])], context=rows)
     except RuntimeError as exc:
         raise KBError(messages or [str(exc)]) from None
     if messages:
@@ -293,6 +299,31 @@ def solve(program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()) 
         raise SolveError("the KB has no answer set for this batch" if not models else
                          "the KB has more than one answer set for this batch (it must be deterministic)")
     return models[0]
+
+
+class _Rows:
+    """The facts of one solve, as argument tuples by predicate, for the grounder to fetch."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, int], list[Symbol]] = {}
+
+    def add(self, name: str, arity: int, args: Symbol) -> None:
+        group = self.groups.get((name, arity))
+        if group is None:
+            group = self.groups[(name, arity)] = []
+        group.append(args)
+
+    def program(self) -> str:
+        lines = []
+        for index, (name, arity) in enumerate(self.groups):
+            names = ",".join(f"A{i}" for i in range(1, arity + 1))
+            pattern = f"({names},)" if arity == 1 else f"({names})"
+            lines.append(f"{name}({names}) :- {pattern} = @_tpkb_rows({index})." if arity else
+                         f"{name} :- () = @_tpkb_rows({index}).")
+        return "\n".join(lines) + "\n"
+
+    def _tpkb_rows(self, index: Symbol) -> list[Symbol]:
+        return list(self.groups.values())[index.number]
 
 
 def _message(program: Program, message: str) -> str:
@@ -328,13 +359,13 @@ _CONVERT: dict[type, Any] = {
 }
 
 
-def _table_symbols(rows: Iterable[Atom]) -> Iterator[Symbol]:
+def _table_symbols(rows: Iterable[Atom]) -> Iterator[tuple[Symbol, tuple[str, int]]]:
     cache = _TABLE_SYMBOLS
     for row in rows:
         sym = cache.get(row)
         if sym is None:
-            sym = cache[row] = symbol(row)
-        yield sym
+            sym = cache[row] = Tuple_([_arg(a) for a in row[1:]])
+        yield sym, (row[0], len(row) - 1)
 
 
 def fact_text(atom: Atom) -> str:

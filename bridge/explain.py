@@ -18,13 +18,14 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from .kb import KB
 from .outcome import Answer, Firing, Outcome, render_label
 from .rules import PLACEHOLDER as _PLACEHOLDER
 from .rules import Rule
-from .terms import ANY, Atom, Pat, atom_text, instantiate, instantiate_atom, matches, show
+from .terms import ANY, Atom, Pat, atom_text, instantiate, matches, show
 
 
 @dataclass
@@ -34,16 +35,13 @@ class Node:
     atom: Atom | Pat
     firing: Firing | None = None
     children: list[int] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)  # negative conditions that held, read aloud
-    checks: list[str] = field(default_factory=list)  # comparisons that held, with values
+    negated: list[Any] = field(default_factory=list)  # atoms of the negative conditions that held
+    plumbing: bool = False  # a plumbing rule: the summary folds it into the rule above
+    shown: bool = False  # a policy rule or an input fact: the summary shows it
 
     @property
     def rule(self) -> Rule | None:
         return self.firing.rule if self.firing else None
-
-    @property
-    def plumbing(self) -> bool:
-        return self.firing is not None and self.firing.rule.plumbing
 
 
 @dataclass
@@ -66,18 +64,21 @@ class GraphBuilder:
     def __init__(self, kb: KB, answer: Answer, key: int, facts: list[Atom]):
         self.kb = kb
         self.tables = kb.tables.names()
+        self.heads: dict[int, Atom] = {}
         self.by_head: dict[Any, list[Firing]] = defaultdict(list)
         self.by_name: dict[str, list[Atom]] = defaultdict(list)
         for firing in answer.firings.get(key, ()):
             head = firing.head()
             self.by_head[head].append(firing)
             self.by_name[head[0]].append(head)
+            self.heads[id(firing)] = head
         for firing in answer.firings.get(0, ()):  # rules about the tables alone
             self.by_head[firing.head()].append(firing)
         self.inputs = set(facts)
         for fact in facts:
             self.by_name[fact[0]].append(fact)
         self.nodes: list[Node] = []
+        self.indexes: dict[tuple, dict[Any, list[Atom]]] = {}
         self.atom_nodes: dict[Any, list[int]] = {}
         self.firing_nodes: dict[tuple, int] = {}
 
@@ -123,43 +124,120 @@ class GraphBuilder:
         return [node.id]
 
     def fired(self, firing: Firing) -> int:
-        key = (firing.rule.number, firing.values)
-        if key in self.firing_nodes:
-            return self.firing_nodes[key]
-        node = self._node("rule", firing.head(), firing)
+        rule, values = firing.rule, firing.values
+        key = (rule.number, values)
+        known = self.firing_nodes.get(key)
+        if known is not None:
+            return known
+        head = self.heads.get(id(firing))
+        node = self._node("rule", head if head is not None else firing.head(), firing)
         self.firing_nodes[key] = node.id
-        bindings = firing.rule.bindings(firing.values)
-        for lit in firing.rule.body:
-            if lit.kind == "atom" and lit.atom is not None:
-                atom = instantiate_atom(lit.atom, bindings)
-                if lit.negated:
-                    node.held.append(self.reading(atom, negated=True))
-                else:
-                    node.children.extend(n for a in self.lookup(atom) for n in self.derive(a))
-            elif lit.kind == "aggregate":
-                for element in lit.elements:
-                    pattern = instantiate_atom(element, bindings)
-                    node.children.extend(n for a in self.lookup(pattern) for n in self.derive(a))
-            elif lit.kind == "compare":
-                node.checks.append(_compare_text(lit.text, lit.guards, bindings))
-        node.children = list(dict.fromkeys(node.children))
+        children = node.children
+        derive, lookup = self.derive, self.lookup
+        for negated, premise in _premises(rule, values):
+            if negated:
+                node.negated.append(premise)
+            elif type(premise) is tuple:
+                children.extend(derive(premise))
+            else:
+                for found in lookup(premise):
+                    children.extend(derive(found))
+        if len(children) > 1:
+            node.children = list(dict.fromkeys(children))
         return node.id
 
     def lookup(self, atom: Atom | Pat) -> list[Atom]:
+        """The atoms a body atom stands for: itself, or every known atom that fits a pattern
+        (from the encounter's conclusions and facts, else from the tables)."""
         if not isinstance(atom, Pat):
             return [atom]
-        found = [a for a in self.by_name.get(atom.name, ()) if matches(atom, a)]
+        found = [a for a in self._candidates(atom, False) if matches(atom, a)]
         if not found:
-            found = [a for a in self.kb.tables.rows(atom.name) if matches(atom, a)]
-        return sorted(set(found), key=atom_text)
+            found = [a for a in self._candidates(atom, True) if matches(atom, a)]
+        return list(dict.fromkeys(found))
+
+    def _candidates(self, pattern: Pat, table: bool) -> list[Atom]:
+        """The known atoms of the pattern's predicate that agree with it on its most
+        selective bound argument (indexes built on first use)."""
+        atoms = self.kb.tables.rows(pattern.name) if table else self.by_name.get(pattern.name, [])
+        best: list[Atom] | None = None
+        best_size = 0
+        for position, value in enumerate(pattern.args, start=1):
+            if value is ANY or isinstance(value, Pat):
+                continue
+            index = self._index(pattern.name, position, table, atoms)
+            if len(index) > best_size:
+                best, best_size = index.get(value, []), len(index)
+        return atoms if best is None else best
+
+    def _index(self, name: str, position: int, table: bool, atoms: list[Atom]) -> dict[Any, list[Atom]]:
+        key = (name, position, table)
+        index = self.indexes.get(key)
+        if index is None:
+            index = self.indexes[key] = {}
+            for a in atoms:
+                if len(a) > position:
+                    index.setdefault(a[position], []).append(a)
+        return index
 
     def reading(self, atom: Atom | Pat, negated: bool = False) -> str:
         return reading(self.kb, atom, negated)
 
     def _node(self, kind: str, atom: Atom | Pat, firing: Firing | None = None) -> Node:
-        node = Node(len(self.nodes), kind, atom, firing)
+        plumbing = firing is not None and firing.rule.plumbing
+        node = Node(len(self.nodes), kind, atom, firing, [], [], plumbing, kind == "input" or
+                    (kind == "rule" and not plumbing))
         self.nodes.append(node)
         return node
+
+
+_PLANS: dict[tuple[int, str, int], tuple] = {}
+
+
+def _premises(rule: Rule, values: tuple) -> list[tuple[bool, Atom | Pat]]:
+    """The body atoms of a firing, in order: (negated, atom or pattern). Each rule's plan is
+    worked out once: the values and the rule's written-out arguments make one tuple from
+    which an itemgetter picks every atom's arguments."""
+    key = (id(rule), rule.id, rule.number)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _plan(rule)
+    constants, steps = plan
+    if steps is None:
+        return _slow_premises(rule, values)
+    pool = values + constants
+    out = []
+    for negated, name, pick, unary, may_be_open in steps:
+        args = (pick(pool),) if unary else pick(pool) if pick is not None else ()
+        out.append((negated, Pat(name, args) if may_be_open and ANY in args else (name, *args)))
+    return out
+
+
+def _plan(rule: Rule) -> tuple:
+    atoms = [(lit.negated, lit.atom) for lit in rule.body if lit.kind == "atom" and lit.atom is not None]
+    atoms += [(False, element) for lit in rule.body if lit.kind == "aggregate" for element in lit.elements]
+    constants: list = []
+    steps = []
+    for (negated, atom), template in zip(atoms, rule.body_templates):
+        if template is None:
+            return (), None
+        indexes = []
+        for entry in template:
+            if type(entry) is int:
+                indexes.append(entry)
+            else:
+                indexes.append(len(rule.variables) + len(constants))
+                constants.append(entry.value)
+        pick = itemgetter(*indexes) if indexes else None
+        steps.append((negated, atom.name, pick, len(indexes) == 1,
+                      any(type(e) is not int and e.value is ANY for e in template)))
+    return tuple(constants), steps
+
+
+def _slow_premises(rule: Rule, values: tuple) -> list[tuple[bool, Atom | Pat]]:
+    atoms = [(lit.negated, lit.atom) for lit in rule.body if lit.kind == "atom" and lit.atom is not None]
+    atoms += [(False, element) for lit in rule.body if lit.kind == "aggregate" for element in lit.elements]
+    return [(negated, rule.premise(i, atom, values)) for i, (negated, atom) in enumerate(atoms)]
 
 
 def reading(kb: KB, atom: Atom | Pat, negated: bool = False) -> str:
@@ -191,30 +269,34 @@ def _compare_text(text: str, terms: tuple, bindings: dict) -> str:
 
 
 # ---------------------------------------------------------------------- the summary view
-def folded_children(graph: Graph, node: Node, full: bool) -> list[int]:
+def folded_children(graph: Graph, node: Node, full: bool, memo: dict[int, list[int]] | None = None) -> list[int]:
     """A node's children as a view shows them: in the summary, plumbing rules are replaced
-    by what they rest on, and table and KB facts are left out."""
+    by what they rest on, and table and KB facts are left out. `memo` keeps what each
+    plumbing node folds into, for a view that asks many times."""
     if full:
         return node.children
+    memo = {} if memo is None else memo
+    nodes = graph.nodes
     out: list[int] = []
-    seen: set[int] = set()
-    stack = list(reversed(node.children))
-    while stack:
-        child = graph.nodes[stack.pop()]
-        if child.id in seen:
-            continue
-        seen.add(child.id)
-        if child.kind == "rule" and child.plumbing:
-            stack.extend(reversed(child.children))
-        elif child.kind in ("rule", "input"):
-            out.append(child.id)
-    return out
+    for child_id in node.children:
+        child = nodes[child_id]
+        if child.plumbing:
+            folded = memo.get(child_id)
+            if folded is None:
+                memo[child_id] = []  # a cycle through plumbing folds into nothing more
+                folded = memo[child_id] = folded_children(graph, child, False, memo)
+            out.extend(folded)
+        elif child.shown:
+            out.append(child_id)
+    return list(dict.fromkeys(out)) if len(out) > 1 else out
 
 
 def view(graph: Graph, full: bool) -> tuple[list[int], dict[int, list[int]], list[list[int]]]:
     """The nodes a view shows, its edges, and each conclusion's roots in it."""
+    memo: dict[int, list[int]] = {}
     roots = [[r for n in c.roots for r in ([n] if full or not graph.nodes[n].plumbing else
-                                           folded_children(graph, graph.nodes[n], False))] for c in graph.conclusions]
+                                           folded_children(graph, graph.nodes[n], False, memo))]
+             for c in graph.conclusions]
     edges: dict[int, list[int]] = {}
     order: list[int] = []
     stack = [n for rs in roots for n in reversed(rs)]
@@ -225,7 +307,7 @@ def view(graph: Graph, full: bool) -> tuple[list[int], dict[int, list[int]], lis
             continue
         seen.add(n)
         order.append(n)
-        edges[n] = folded_children(graph, graph.nodes[n], full)
+        edges[n] = folded_children(graph, graph.nodes[n], full, memo)
         stack.extend(reversed(edges[n]))
     return order, edges, roots
 
@@ -248,10 +330,13 @@ def to_json(kb: KB, graph: Graph, full: bool = False) -> dict:
                                   if v != rule.encounter})
             if rule.plumbing:
                 item["plumbing"] = True
-            if node.held:
-                item["held"] = node.held
-            if full and node.checks:
-                item["checks"] = node.checks
+            if node.negated:
+                item["held"] = [reading(kb, atom, negated=True) for atom in node.negated]
+            if full:
+                checks = [_compare_text(lit.text, lit.guards, rule.bindings(node.firing.values))
+                          for lit in rule.body if lit.kind == "compare"]
+                if checks:
+                    item["checks"] = checks
         else:
             item.update(kind=node.kind, text=reading(kb, node.atom))
             if full:
@@ -293,7 +378,7 @@ def to_text(kb: KB, graph: Graph, full: bool = False, depth: int | None = None, 
         where they are short); the facts now on screen."""
         facts = [reading(kb, graph.nodes[k].atom) for k in kids if _documentation(graph.nodes[k])]
         fresh = [f for f in dict.fromkeys(facts) if f not in above]
-        items = fresh + node.held
+        items = fresh + [reading(kb, atom, negated=True) for atom in node.negated]
         text = "; ".join(items)
         if items and len(text) <= INLINE and out and node.id >= 0:
             out[-1] += f"  <- {text}"

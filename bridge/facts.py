@@ -93,24 +93,25 @@ NOT_INPUTS: dict[tuple[type, str], str] = {
     (Procedure, "trigger_points"): "CPT counts muscles, not trigger points: no rule may depend on it",
 }
 
-_ITEMS: tuple[tuple[type, Callable[[Encounter], list]], ...] = (
-    (Procedure, lambda e: e.procedures),
-    (Guidance, lambda e: e.guidance),
-    (BilledLine, lambda e: e.billed or []),
-)
+_ITEMS: tuple[tuple[Callable[[Encounter], list], tuple[tuple[str, Callable], ...]], ...] = tuple(
+    (items, tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is model))
+    for model, items in ((Procedure, lambda e: e.procedures), (Guidance, lambda e: e.guidance),
+                         (BilledLine, lambda e: e.billed or [])))
+_TOP = tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is Encounter)
 
 
 def encounter_facts(key: int, enc: Encounter, side_words: Collection[str]) -> list[Atom]:
     """The input facts of one encounter, its key first."""
     out: list[Atom] = []
-    for inp in INPUTS:
-        if inp.model is Encounter:
-            out.extend((inp.predicate, key, *row) for row in inp.rows(enc, side_words))
-    for model, items in _ITEMS:
-        entries = [inp for inp in INPUTS if inp.model is model]
+    add = out.append
+    for predicate, rows in _TOP:
+        for row in rows(enc, side_words):
+            add((predicate, key, *row))
+    for items, entries in _ITEMS:
         for position, item in enumerate(items(enc), start=1):
-            for inp in entries:
-                out.extend((inp.predicate, key, position, *row) for row in inp.rows(item, side_words))
+            for predicate, rows in entries:
+                for row in rows(item, side_words):
+                    add((predicate, key, position, *row))
     return out
 
 

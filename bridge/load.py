@@ -89,20 +89,28 @@ def read_paths(paths: Iterable[str | Path], profiles: Iterable[str] = (), lines:
     """Every record of the files and directories named, in order. With `lines`, every
     record of a YAML file knows its line (a case library wants it for its reports);
     without, a YAML file is read fast and only a file with a problem is read for lines."""
+    for item in read_items(paths, profiles, lines):
+        yield item if isinstance(item, Record) else item.read(frozenset(profiles))
+
+
+def read_items(paths: Iterable[str | Path], profiles: Iterable[str] = (), lines: bool = False,
+               lazy: bool = False) -> Iterator[Record | Pending]:
+    """As read_paths; with `lazy`, the lines of JSONL files come back unread (Pending)."""
     files, problems = expand(paths)
     for problem in problems:
         yield Record(problem.file, None, None, problems=[problem])
     known = frozenset(profiles)
     for path in files:
-        yield from read_file(path, known, lines)
+        yield from read_file(path, known, lines, lazy)
 
 
-def read_file(path: Path, profiles: frozenset[str] = frozenset(), lines: bool = False) -> Iterator[Record]:
+def read_file(path: Path, profiles: frozenset[str] = frozenset(), lines: bool = False,
+              lazy: bool = False) -> Iterator[Record | Pending]:
     name = str(path)
     try:
         if path.suffix == ".jsonl":
             with path.open("rb") as stream:
-                yield from read_jsonl(stream, name, profiles)
+                yield from (pending if lazy else pending.read(profiles) for pending in jsonl_lines(stream, name))
             return
         if path.stat().st_size > MAX_DOCUMENT:
             yield _unreadable(name, None, f"is larger than {MAX_DOCUMENT:,} bytes; split it, or use JSONL")
@@ -130,23 +138,43 @@ def read_file(path: Path, profiles: frozenset[str] = frozenset(), lines: bool = 
     yield from records
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A JSONL line not read yet: worker processes read it, so that parsing and validating
+    a large stream is spread over every core."""
+
+    file: str
+    line: int
+    raw: bytes
+
+    def read(self, profiles: frozenset[str]) -> Record:
+        return _jsonl_record(self.raw, self.file, self.line, profiles)
+
+
 def read_jsonl(stream: IO[bytes], name: str, profiles: frozenset[str] = frozenset()) -> Iterator[Record]:
     """One record per non-blank line, read as bytes so that a line that is not UTF-8 is an
     error record and the next line is still read."""
-    stem = Path(name).stem if not name.startswith("<") else "stdin"
+    for pending in jsonl_lines(stream, name):
+        yield pending.read(profiles)
+
+
+def jsonl_lines(stream: IO[bytes], name: str) -> Iterator[Pending]:
+    """The non-blank lines of a JSONL stream, each to be read later."""
     for lineno, raw in enumerate(stream, start=1):
-        if len(raw) > MAX_LINE:
-            yield _unreadable(name, lineno, f"is longer than {MAX_LINE:,} bytes")
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            byte = f"0x{raw[exc.start]:02x}"
-            yield _unreadable(name, lineno, f"is not UTF-8 text (byte {byte} at column {exc.start + 1})")
-            continue
-        if not line.strip():
-            continue
-        yield read_jsonl_line(line, name, lineno, f"{stem}:{lineno}", profiles)
+        if raw.strip():
+            yield Pending(name, lineno, raw)
+
+
+def _jsonl_record(raw: bytes, name: str, lineno: int, profiles: frozenset[str]) -> Record:
+    if len(raw) > MAX_LINE:
+        return _unreadable(name, lineno, f"is longer than {MAX_LINE:,} bytes")
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = f"0x{raw[exc.start]:02x}"
+        return _unreadable(name, lineno, f"is not UTF-8 text (byte {byte} at column {exc.start + 1})")
+    stem = Path(name).stem if not name.startswith("<") else "stdin"
+    return read_jsonl_line(line, name, lineno, f"{stem}:{lineno}", profiles)
 
 
 def read_jsonl_line(line: str, name: str, lineno: int, default_id: str, profiles: frozenset[str]) -> Record:
@@ -171,12 +199,16 @@ def _json_int(literal: str) -> int | BigNumber:
     return BigNumber(literal) if too_big(literal) else int(literal)
 
 
-_JSON = json.JSONDecoder(parse_int=_json_int)
+# Python refuses to convert an integer of more than 4,300 digits, failing the whole text;
+# such a number (any of more than 20 digits, which no field takes) is read as a BigNumber
+# instead, so the message names its field. Text without one is read by the plain decoder.
+_BIG_JSON = json.JSONDecoder(parse_int=_json_int)
+_LONG_NUMBER = re.compile(r"[0-9]{21}")
 
 
 def _parse_json(text: str, name: str, line: int | None = None) -> tuple[Any, Record | None]:
     try:
-        return _JSON.decode(text), None
+        return (_BIG_JSON.decode(text) if _LONG_NUMBER.search(text) else json.loads(text)), None
     except json.JSONDecodeError as exc:
         at = line or exc.lineno
         return None, _unreadable(name, at, f"broken JSON: {exc.msg} (column {exc.colno})")

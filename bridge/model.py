@@ -60,6 +60,9 @@ def _fail(message: str, **ctx: Any) -> PydanticCustomError:
 def _text(value: Any, *, limit: int = MAX_TEXT, what: str = "text") -> str:
     """Text from a string (or a number written bare). Tabs and line breaks fold to spaces;
     any other control or format character, or a lone surrogate, is refused."""
+    if type(value) is str and len(value) <= limit and value.isprintable() and "  " not in value \
+            and value[:1] != " " and value[-1:] != " ":
+        return value  # the common case, checked in C
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise _fail("must be {what}, not {kind}", what=what, kind=_kind(value))
     if isinstance(value, str):

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .engine import Literal, Statement
-from .terms import Atom, Const, Pat, Value, Var, instantiate_atom, variables
+from .terms import ANY, Atom, Const, Op, Other, Pat, Value, Var, instantiate_atom, variables
 
 ANNOTATION_KEYS = ("rule", "label", "source", "kind")
 KINDS = ("policy", "plumbing")
@@ -49,6 +49,9 @@ class Rule:
     # How to build the head from the firing's values: per argument, the index of its
     # variable in `variables`, or a Fixed value. None where an argument is a compound term.
     template: tuple | None = None
+    # The same for each positive or negative atom of the body (None: a compound argument;
+    # an argument no variable of the rule binds is ANY): explanations read premises fast.
+    body_templates: tuple = ()
 
     @property
     def at(self) -> str:
@@ -67,6 +70,17 @@ class Rule:
             return instantiate_atom(self.head, self.bindings(values))  # type: ignore[return-value]
         return (self.head.name, *[values[a] if type(a) is int else a.value for a in self.template])
 
+    def premise(self, index: int, atom: Pat, values: tuple) -> Atom | Pat:
+        """Body atom `index` (a positive or negative literal, or an aggregate element) under a
+        firing's values: a ground atom, or a Pat where an argument stays unknown."""
+        template = self.body_templates[index] if index < len(self.body_templates) else None
+        if template is None:
+            return instantiate_atom(atom, self.bindings(values))
+        args = tuple(values[a] if type(a) is int else a.value for a in template)
+        if ANY in args:
+            return Pat(atom.name, args)
+        return (atom.name, *args)
+
 
 @dataclass(frozen=True)
 class Fixed:
@@ -75,16 +89,28 @@ class Fixed:
     value: Value
 
 
-def _template(head: Pat, names: tuple[str, ...]) -> tuple | None:
+def _template(head: Pat, names: tuple[str, ...], unbound: bool = False) -> tuple | None:
+    """Per argument of an atom, the index of its variable in `names` or a Fixed value; with
+    `unbound`, a variable not in `names` is Fixed(ANY). None for a compound argument."""
     out: list = []
     for arg in head.args:
         if isinstance(arg, Var) and arg.name in names:
             out.append(names.index(arg.name))
-        elif isinstance(arg, (Var, Pat)) or type(arg).__name__ in ("Op", "Other"):
+        elif isinstance(arg, Var) and unbound:
+            out.append(Fixed(ANY))
+        elif isinstance(arg, (Var, Pat, Op, Other)):
             return None
         else:
             out.append(Fixed(arg))
     return tuple(out)
+
+
+def _body_templates(body: tuple[Literal, ...], names: tuple[str, ...]) -> tuple:
+    """Templates of the body's atoms, in the order explanations visit them: each atom
+    literal, then the elements of each aggregate."""
+    atoms = [lit.atom for lit in body if lit.kind == "atom" and lit.atom is not None]
+    atoms += [element for lit in body if lit.kind == "aggregate" for element in lit.elements]
+    return tuple(_template(atom, names, unbound=True) for atom in atoms)
 
 
 @dataclass(frozen=True)
@@ -189,7 +215,8 @@ def make_rule(stmt: Statement, note: Note, number: int, encounter_level: set[tup
             errors.append(f"{where}: rule '{rid}': unknown label format ':{fmt}' (known: {', '.join(LABEL_FORMATS)})")
     return Rule(id=rid, number=number, label=note.keys["label"], source=note.keys["source"],
                 plumbing=kind == "plumbing", file=stmt.file, line=stmt.line, text=stmt.text, variables=names,
-                encounter=evar, head=stmt.head, body=stmt.body, template=_template(stmt.head, names))
+                encounter=evar, head=stmt.head, body=stmt.body, template=_template(stmt.head, names),
+                body_templates=_body_templates(stmt.body, names))
 
 
 def global_variables(stmt: Statement) -> tuple[str, ...]:

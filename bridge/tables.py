@@ -48,6 +48,7 @@ class Tables:
     known: frozenset[str] = frozenset()
     index: dict[Signature, dict[object, bytes]] = field(default_factory=dict)
     _buckets: dict[tuple[Signature, object], list[Atom]] = field(default_factory=dict, repr=False, compare=False)
+    _by_name: dict[str, list[Atom]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         known = set(self.program_strings)
@@ -73,7 +74,11 @@ class Tables:
 
     def rows(self, name: str) -> list[Atom]:
         """Every row of the table(s) of predicate `name`."""
-        return [row for table in self.tables.values() if table.name == name for row in self._rows(table)]
+        rows = self._by_name.get(name)
+        if rows is None:
+            rows = self._by_name[name] = [row for table in self.tables.values() if table.name == name
+                                          for row in self._rows(table)]
+        return rows
 
     def all_rows(self) -> Iterable[Atom]:
         for table in self.tables.values():
@@ -93,7 +98,7 @@ class Tables:
         return rows
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_buckets": {}}
+        return {**self.__dict__, "_buckets": {}, "_by_name": {}}
 
     def for_batch(self, batch_values: set) -> list[Atom]:
         """The rows a batch can use: every unkeyed row, and the keyed rows whose key values

@@ -69,6 +69,9 @@ class _Any:
     def __repr__(self) -> str:
         return "_"
 
+    def __reduce__(self) -> str:
+        return "ANY"  # unpickles as this module's one ANY
+
 
 ANY = _Any()
 
@@ -122,6 +125,10 @@ def parse_atom(text: str, strict: bool = False) -> Atom:
     a ground atom (a variable, an operator), for text clingo did not write itself."""
     if strict and sum(len(t) for t in _STRICT.findall(text)) != len(text):
         raise ValueError(f"not a ground atom: {text!r}")
+    if not strict:
+        flat = _flat(text)
+        if flat is not None:
+            return flat
     tokens = _TOKEN.findall(text)
     if text.count("(") == 1 and text.endswith(")") and not strict:
         # The common case: name(arg,...,arg) with no nested term.
@@ -143,6 +150,28 @@ def parse_atom(text: str, strict: bool = False) -> Atom:
     if isinstance(value, Fn):
         return (value.name, *value.args)
     raise ValueError(f"not an atom: {text!r}")
+
+
+def _flat(text: str) -> Atom | None:
+    """name(a,b,c) with numbers, constants and strings holding no comma, quote, backslash
+    or parenthesis: split in C, no regular expression. None for anything else."""
+    open_at = text.find("(")
+    if open_at < 0 or "\\" in text or text.count("(") != 1:
+        return None
+    out: list = [text[:open_at]]
+    for part in text[open_at + 1:-1].split(","):
+        first = part[:1]
+        if first == '"':
+            if len(part) < 2 or part[-1] != '"' or '"' in part[1:-1]:
+                return None
+            out.append(part[1:-1])
+        elif first.isdigit() or (first == "-" and part[1:2].isdigit()):
+            out.append(int(part))
+        elif first.isalpha() or first == "_":
+            out.append(Const(part))
+        else:
+            return None
+    return tuple(out)
 
 
 def _read(tokens: list, pos: int) -> tuple[int, Value]:
