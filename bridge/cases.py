@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import explain, paused_gc, solve_batch
-from .explain import to_text
 from .kb import KB
 from .load import Problem, Record, read_paths
 from .model import Case
 from .outcome import Outcome
+from .render import to_text
 
 
 @dataclass

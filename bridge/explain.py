@@ -9,14 +9,14 @@ Two views of the same graph:
   label and source name them);
 - the full graph (`--full`): every firing, every fact, every table row.
 
-Renderings: text for people (no ASP syntax), JSON (nodes with ids, edges), Graphviz DOT.
+bridge/render.py draws them: text for people (no ASP syntax), JSON (nodes with ids and
+edges), Graphviz DOT.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -25,7 +25,7 @@ from .kb import KB
 from .outcome import Answer, Firing, Outcome, render_label
 from .rules import PLACEHOLDER as _PLACEHOLDER
 from .rules import Rule
-from .terms import ANY, Atom, Pat, atom_text, instantiate, matches, show
+from .terms import ANY, Atom, Pat, instantiate, matches, show
 
 
 @dataclass
@@ -57,9 +57,9 @@ class Graph:
     conclusions: list[Conclusion]
 
 
-class GraphBuilder:
-    """Builds one encounter's explanation graph from the firings of a fully instrumented
-    solve, the encounter's input facts and the KB's tables."""
+class Known:
+    """What one encounter's explanation can rest on: the atoms its rule firings derived,
+    its input facts and the KB's tables, indexed for the patterns rule bodies ask for."""
 
     def __init__(self, kb: KB, answer: Answer, key: int, facts: list[Atom]):
         self.kb = kb
@@ -77,74 +77,10 @@ class GraphBuilder:
         self.inputs = set(facts)
         for fact in facts:
             self.by_name[fact[0]].append(fact)
-        self.nodes: list[Node] = []
         self.indexes: dict[tuple, dict[Any, list[Atom]]] = {}
-        self.atom_nodes: dict[Any, list[int]] = {}
-        self.firing_nodes: dict[tuple, int] = {}
 
-    def build(self, outcome: Outcome, key: int) -> Graph:
-        conclusions = []
-        for line in outcome.lines:
-            conclusions.append(Conclusion("line", f"line {line.text()}", self.derive(("line", key, line.code,
-                                                                                     line.units))))
-            for m in line.modifiers:
-                conclusions.append(Conclusion("modifier", f"modifier {m} on {line.code}",
-                                              self.derive(("line_modifier", key, line.code, m))))
-        for f in outcome.findings:
-            roots = [n for a in self.by_name.get("finding", ()) if a[2].name == f.id and show(a[3], "raw") == f.subject
-                     for n in self.derive(a)]
-            conclusions.append(Conclusion("finding", f"finding {f.severity} {f.id}: {f.message}", roots))
-        for b, billed in enumerate(outcome.billed or [], start=1):
-            verdict = [a for a in self.by_name.get("verdict", ()) if a[2] == b]
-            mods = "".join("-" + m for m in billed.modifiers)
-            conclusions.append(Conclusion("verdict", f"billed line {b}: {billed.code}{mods} x{billed.units}: "
-                                          f"{billed.verdict}", [n for a in verdict for n in self.derive(a)]))
-            for reason in billed.reasons:
-                atoms = [a for a in self.by_name.get("reason", ()) if a[2] == b and a[3].name == reason.id]
-                roots = [n for a in atoms for n in self.derive(a) if self._message(n) == reason.message]
-                conclusions.append(Conclusion("reason", f"reason {reason.id}: {reason.message}", roots))
-        return Graph(self.nodes, conclusions)
-
-    def _message(self, n: int) -> str | None:
-        firing = self.nodes[n].firing
-        return render_label(firing.rule, firing.values) if firing is not None else None
-
-    def derive(self, atom: Atom) -> list[int]:
-        """The nodes that derived `atom`: one per rule firing, or one fact node."""
-        if atom in self.atom_nodes:
-            return self.atom_nodes[atom]
-        firings = self.by_head.get(atom)
-        if firings:
-            ids = self.atom_nodes[atom] = []
-            ids.extend(self.fired(f) for f in firings)
-            return ids
-        kind = "input" if atom in self.inputs else "table" if atom[0] in self.tables else "kb"
-        node = self._node(kind, atom)
-        self.atom_nodes[atom] = [node.id]
-        return [node.id]
-
-    def fired(self, firing: Firing) -> int:
-        rule, values = firing.rule, firing.values
-        key = (rule.number, values)
-        known = self.firing_nodes.get(key)
-        if known is not None:
-            return known
-        head = self.heads.get(id(firing))
-        node = self._node("rule", head if head is not None else firing.head(), firing)
-        self.firing_nodes[key] = node.id
-        children = node.children
-        derive, lookup = self.derive, self.lookup
-        for negated, premise in _premises(rule, values):
-            if negated:
-                node.negated.append(premise)
-            elif type(premise) is tuple:
-                children.extend(derive(premise))
-            else:
-                for found in lookup(premise):
-                    children.extend(derive(found))
-        if len(children) > 1:
-            node.children = list(dict.fromkeys(children))
-        return node.id
+    def kind(self, atom: Atom) -> str:
+        return "input" if atom in self.inputs else "table" if atom[0] in self.tables else "kb"
 
     def lookup(self, atom: Atom | Pat) -> list[Atom]:
         """The atoms a body atom stands for: itself, or every known atom that fits a pattern
@@ -180,8 +116,80 @@ class GraphBuilder:
                     index.setdefault(a[position], []).append(a)
         return index
 
-    def reading(self, atom: Atom | Pat, negated: bool = False) -> str:
-        return reading(self.kb, atom, negated)
+
+class GraphBuilder:
+    """Builds one encounter's explanation graph from the firings of a fully instrumented
+    solve, the encounter's input facts and the KB's tables."""
+
+    def __init__(self, kb: KB, answer: Answer, key: int, facts: list[Atom]):
+        self.known = Known(kb, answer, key, facts)
+        self.nodes: list[Node] = []
+        self.atom_nodes: dict[Any, list[int]] = {}
+        self.firing_nodes: dict[tuple, int] = {}
+
+    def build(self, outcome: Outcome, key: int) -> Graph:
+        conclusions = []
+        for line in outcome.lines:
+            conclusions.append(Conclusion("line", f"line {line.text()}", self.derive(("line", key, line.code,
+                                                                                     line.units))))
+            for m in line.modifiers:
+                conclusions.append(Conclusion("modifier", f"modifier {m} on {line.code}",
+                                              self.derive(("line_modifier", key, line.code, m))))
+        for f in outcome.findings:
+            atoms = [a for a in self.known.by_name.get("finding", ()) if a[2].name == f.id
+                     and show(a[3], "raw") == f.subject]
+            roots = [n for a in atoms for n in self.derive(a)]
+            conclusions.append(Conclusion("finding", f"finding {f.severity} {f.id}: {f.message}", roots))
+        for b, billed in enumerate(outcome.billed or [], start=1):
+            verdict = [a for a in self.known.by_name.get("verdict", ()) if a[2] == b]
+            mods = "".join("-" + m for m in billed.modifiers)
+            conclusions.append(Conclusion("verdict", f"billed line {b}: {billed.code}{mods} x{billed.units}: "
+                                          f"{billed.verdict}", [n for a in verdict for n in self.derive(a)]))
+            for reason in billed.reasons:
+                atoms = [a for a in self.known.by_name.get("reason", ()) if a[2] == b and a[3].name == reason.id]
+                roots = [n for a in atoms for n in self.derive(a) if self._message(n) == reason.message]
+                conclusions.append(Conclusion("reason", f"reason {reason.id}: {reason.message}", roots))
+        return Graph(self.nodes, conclusions)
+
+    def _message(self, n: int) -> str | None:
+        firing = self.nodes[n].firing
+        return render_label(firing.rule, firing.values) if firing is not None else None
+
+    def derive(self, atom: Atom) -> list[int]:
+        """The nodes that derived `atom`: one per rule firing, or one fact node."""
+        if atom in self.atom_nodes:
+            return self.atom_nodes[atom]
+        firings = self.known.by_head.get(atom)
+        if firings:
+            ids = self.atom_nodes[atom] = []
+            ids.extend(self.fired(f) for f in firings)
+            return ids
+        node = self._node(self.known.kind(atom), atom)
+        self.atom_nodes[atom] = [node.id]
+        return [node.id]
+
+    def fired(self, firing: Firing) -> int:
+        rule, values = firing.rule, firing.values
+        key = (rule.number, values)
+        known = self.firing_nodes.get(key)
+        if known is not None:
+            return known
+        head = self.known.heads.get(id(firing))
+        node = self._node("rule", head if head is not None else firing.head(), firing)
+        self.firing_nodes[key] = node.id
+        children = node.children
+        derive, lookup = self.derive, self.known.lookup
+        for negated, premise in _premises(rule, values):
+            if negated:
+                node.negated.append(premise)
+            elif type(premise) is tuple:
+                children.extend(derive(premise))
+            else:
+                for found in lookup(premise):
+                    children.extend(derive(found))
+        if len(children) > 1:
+            node.children = list(dict.fromkeys(children))
+        return node.id
 
     def _node(self, kind: str, atom: Atom | Pat, firing: Firing | None = None) -> Node:
         plumbing = firing is not None and firing.rule.plumbing
@@ -191,14 +199,14 @@ class GraphBuilder:
         return node
 
 
-_PLANS: dict[tuple[int, str, int], tuple] = {}
+_PLANS: dict[tuple[int, str, str], tuple] = {}
 
 
 def _premises(rule: Rule, values: tuple) -> list[tuple[bool, Atom | Pat]]:
     """The body atoms of a firing, in order: (negated, atom or pattern). Each rule's plan is
     worked out once: the values and the rule's written-out arguments make one tuple from
     which an itemgetter picks every atom's arguments."""
-    key = (id(rule), rule.id, rule.number)
+    key = (rule.number, rule.id, rule.text)  # the text fixes the body: plans survive KB reloads
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS[key] = _plan(rule)
@@ -258,7 +266,7 @@ def reading(kb: KB, atom: Atom | Pat, negated: bool = False) -> str:
     return f"not: {text}" if negated and not doc.negative else text
 
 
-def _compare_text(text: str, terms: tuple, bindings: dict) -> str:
+def compare_text(text: str, terms: tuple, bindings: dict) -> str:
     values = [instantiate(t, bindings) for t in terms]
     if len(values) == 2 and all(v is not ANY for v in values):
         op = text.replace(" ", "")
@@ -310,184 +318,3 @@ def view(graph: Graph, full: bool) -> tuple[list[int], dict[int, list[int]], lis
         edges[n] = folded_children(graph, graph.nodes[n], full, memo)
         stack.extend(reversed(edges[n]))
     return order, edges, roots
-
-
-# ---------------------------------------------------------------------- renderings
-def to_json(kb: KB, graph: Graph, full: bool = False) -> dict:
-    """The graph as JSON: nodes with ids, edges (from a conclusion to what it rests on),
-    and each conclusion's root nodes."""
-    order, edges, roots = view(graph, full)
-    ids = {n: i for i, n in enumerate(sorted(order))}
-    nodes = []
-    for n in sorted(order):
-        node = graph.nodes[n]
-        item: dict[str, Any] = {"id": ids[n]}
-        if node.firing is not None:
-            rule = node.firing.rule
-            item.update(kind="rule", rule=rule.id, label=render_label(rule, node.firing.values),
-                        source=rule.source, at=rule.at,
-                        bindings={v: _json_value(x) for v, x in zip(rule.variables, node.firing.values)
-                                  if v != rule.encounter})
-            if rule.plumbing:
-                item["plumbing"] = True
-            if node.negated:
-                item["held"] = [reading(kb, atom, negated=True) for atom in node.negated]
-            if full:
-                checks = [_compare_text(lit.text, lit.guards, rule.bindings(node.firing.values))
-                          for lit in rule.body if lit.kind == "compare"]
-                if checks:
-                    item["checks"] = checks
-        else:
-            item.update(kind=node.kind, text=reading(kb, node.atom))
-            if full:
-                item["atom"] = atom_text(node.atom) if isinstance(node.atom, tuple) else str(node.atom)
-        nodes.append(item)
-    return {
-        "view": "full" if full else "summary",
-        "conclusions": [{"kind": c.kind, "conclusion": c.text, "nodes": [ids[r] for r in rs]}
-                        for c, rs in zip(graph.conclusions, roots)],
-        "nodes": nodes,
-        "edges": [[ids[a], ids[b]] for a in sorted(order) for b in edges[a]],
-    }
-
-
-def _json_value(value: Any) -> Any:
-    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else show(value, "raw")
-
-
-def to_text(kb: KB, graph: Graph, full: bool = False, depth: int | None = None, indent: str = "  ") -> list[str]:
-    """Each conclusion and the chain of rules under it, as indented lines, for people:
-    rule labels with their values, each rule's source the first time it appears, the
-    documentation facts a rule rests on (not repeated along one chain), and the negative
-    conditions that held. A rule already shown above is referred to by its id, not
-    expanded again. A billed line's reasons are shown under its verdict."""
-    _order, edges, roots = view(graph, full)
-    shown: set[int] = set()
-    sourced: set[str] = set()
-    out: list[str] = []
-
-    def tag(node: Node) -> str:
-        rule = node.firing.rule  # type: ignore[union-attr]
-        if rule.id in sourced:
-            return f"[{rule.id}]"
-        sourced.add(rule.id)
-        return f"[{rule.id}: {rule.source}]"
-
-    def notes(node: Node, kids: list[int], pad: str, above: frozenset[str]) -> frozenset[str]:
-        """Print the facts and negative conditions under a node (on the node's own line
-        where they are short); the facts now on screen."""
-        facts = [reading(kb, graph.nodes[k].atom) for k in kids if _documentation(graph.nodes[k])]
-        fresh = [f for f in dict.fromkeys(facts) if f not in above]
-        items = fresh + [reading(kb, atom, negated=True) for atom in node.negated]
-        text = "; ".join(items)
-        if items and len(text) <= INLINE and out and node.id >= 0:
-            out[-1] += f"  <- {text}"
-        elif items:
-            out.append(f"{pad}- {text}")
-        return above | frozenset(fresh)
-
-    def again(kids: list[int]) -> str:
-        ids = [graph.nodes[k].firing.rule.id for k in kids  # type: ignore[union-attr]
-               if graph.nodes[k].firing is not None and k in shown]
-        return f"  (and {', '.join(dict.fromkeys(ids))}, shown above)" if ids else ""
-
-    def walk(n: int, level: int, skip: set[int], above: frozenset[str]) -> None:
-        node = graph.nodes[n]
-        shown.add(n)
-        kids = [k for k in edges.get(n, []) if k not in skip]
-        label = render_label(node.firing.rule, node.firing.values)  # type: ignore[union-attr]
-        out.append(f"{indent * level}{label}  {tag(node)}{again(kids)}")
-        below(node, kids, level, skip, above)
-
-    def below(node: Node, kids: list[int], level: int, skip: set[int], above: frozenset[str]) -> None:
-        pad = indent * (level + 1)
-        fresh = [k for k in kids if graph.nodes[k].firing is not None and k not in shown]
-        above = notes(node, [k for k in kids if k not in fresh], pad, above)
-        if depth is not None and level >= depth:
-            if fresh:
-                out.append(f"{pad}... ({len(fresh)} more rule(s); --depth {level + 1} or --full to see them)")
-            return
-        for k in fresh:
-            if k not in shown:
-                walk(k, level + 1, skip, above)
-
-    reasons_by_line = _reasons_by_line(graph, roots)
-    for index, (conclusion, rs) in enumerate(zip(graph.conclusions, roots)):
-        if conclusion.kind == "reason":
-            continue
-        rules = [r for r in rs if graph.nodes[r].firing is not None]
-        head = graph.nodes[rules[0]] if len(rules) == 1 else None
-        if head is not None and head.id not in shown:
-            shown.add(head.id)
-            skip = {n for r in reasons_by_line.get(index, []) for n in r}
-            kids = [k for k in edges.get(head.id, []) if k not in skip]
-            out.append(f"{conclusion.text}  {tag(head)}{again(kids)}")
-            below(head, kids, 0, skip, frozenset())
-        else:
-            out.append(conclusion.text)
-            notes(Node(-1, "conclusion", ("",)), rs, indent, frozenset())
-            for r in rules:
-                if r not in shown:
-                    walk(r, 1, set(), frozenset())
-        for reason_roots in reasons_by_line.get(index, []):
-            for r in reason_roots:
-                if graph.nodes[r].firing is not None and r not in shown:
-                    walk(r, 1, {rs[0]} if rs else set(), frozenset())
-    return out
-
-
-INLINE = 80  # facts and conditions this short go on the rule's own line
-# The claim as billed: every audit conclusion names its billed line, so the summary does not
-# repeat the billed lines under it (--full shows them).
-CLAIM = frozenset({"billed", "billed_modifier"})
-
-
-def _documentation(node: Node) -> bool:
-    """A fact the summary shows: documentation, not the claim, not the bare encounter."""
-    atom = node.atom
-    return node.firing is None and node.kind == "input" and isinstance(atom, tuple) and len(atom) > 2 \
-        and atom[0] not in CLAIM
-
-
-def _reasons_by_line(graph: Graph, roots: list[list[int]]) -> dict[int, list[list[int]]]:
-    """For each verdict conclusion (by index), the roots of the reasons that follow it."""
-    out: dict[int, list[list[int]]] = {}
-    current = None
-    for index, conclusion in enumerate(graph.conclusions):
-        if conclusion.kind == "verdict":
-            current = index
-        elif conclusion.kind == "reason" and current is not None:
-            out.setdefault(current, []).append(roots[index])
-    return out
-
-
-def to_dot(kb: KB, graphs: Iterable[tuple[str, Graph]], full: bool = False) -> str:
-    """Graphviz DOT: one cluster per encounter, conclusions as boxes, rules as ellipses,
-    facts as notes."""
-    lines = ["digraph tpkb {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
-    for g, (title, graph) in enumerate(graphs):
-        order, edges, roots = view(graph, full)
-        lines.append(f"  subgraph cluster_{g} {{")
-        lines.append(f"    label={_dot(title)};")
-        for n in order:
-            node = graph.nodes[n]
-            if node.firing is not None:
-                text = f"{node.firing.rule.id}\\n{render_label(node.firing.rule, node.firing.values)}"
-                lines.append(f"    n{g}_{n} [shape=ellipse, label={_dot(text, raw_breaks=True)}];")
-            else:
-                lines.append(f"    n{g}_{n} [shape=note, label={_dot(reading(kb, node.atom))}];")
-        for c, (conclusion, rs) in enumerate(zip(graph.conclusions, roots)):
-            lines.append(f"    c{g}_{c} [shape=box, style=bold, label={_dot(conclusion.text)}];")
-            lines.extend(f"    c{g}_{c} -> n{g}_{r};" for r in rs)
-        for a in order:
-            lines.extend(f"    n{g}_{a} -> n{g}_{b};" for b in edges[a])
-        lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _dot(text: str, raw_breaks: bool = False) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    if raw_breaks:
-        escaped = escaped.replace("\\\\n", "\\n")
-    return f'"{escaped}"'

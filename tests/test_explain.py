@@ -15,9 +15,10 @@ import pytest
 from helpers import encounters, inj
 
 from bridge.api import explain, solve_batch
-from bridge.explain import to_dot, to_json, to_text, view
+from bridge.explain import view
 from bridge.kb import KB
 from bridge.load import read_paths
+from bridge.render import to_dot, to_json, to_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "encounter.yaml"
