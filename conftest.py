@@ -4,6 +4,8 @@ actual, and the explanation of what happened."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,13 @@ from bridge.cases import Run, run_cases
 from bridge.load import read_file
 
 CASE_SUFFIXES = {".yaml", ".yml"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests compile many KB copies: their caches go to a folder of this run, not to
+    the user's ~/.cache/tpkb (subprocesses inherit it)."""
+    if "TPKB_CACHE" not in os.environ:
+        os.environ["TPKB_CACHE"] = tempfile.mkdtemp(prefix="tpkb-test-cache-")
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

@@ -67,7 +67,7 @@ def strings_in_play(facts: Iterable[Atom]) -> set:
     """The strings a batch's facts hold: what decides which keyed table rows it needs."""
     play: set = set()
     for atom in facts:
-        play.update(v for v in atom[2:] if type(v) is str)
+        play.update(atom[2:])  # numbers and constants too: they match no table key
     return play
 
 

@@ -282,8 +282,14 @@ def solve(program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()) 
     rows = _Rows()
     for sym, (name, arity) in _table_symbols(tables):
         rows.add(name, arity, sym)
+    groups = rows.groups
+    convert = _CONVERT
     for atom in facts:
-        rows.add(atom[0], len(atom) - 1, Tuple_([_CONVERT[type(a)](a) for a in atom[1:]]))
+        key = (atom[0], len(atom) - 1)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = []
+        group.append(Tuple_([convert[type(a)](a) for a in atom[1:]]))
     ctl = clingo.Control(["--models=2"], logger=logger, message_limit=50)
     try:
         ctl.add("base", [], program.text)

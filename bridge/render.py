@@ -27,13 +27,17 @@ def error_record(record: Record) -> dict[str, Any]:
             "errors": [f"{p.field}: {p.message}" if p.field else p.message for p in record.problems]}
 
 
+# One encoder for every record (outcomes hold no cycles to check for).
+_ENCODE = json.JSONEncoder(check_circular=False).encode
+
+
 def as_json(kb: KB, record: Record, outcome: Outcome | None, graph: Graph | None, full: bool = False) -> str:
     if outcome is None:
-        return json.dumps(error_record(record))
+        return _ENCODE(error_record(record))
     out = outcome.json()
     if graph is not None:
         out["explanation"] = to_json(kb, graph, full)
-    return json.dumps(out)
+    return _ENCODE(out)
 
 
 def as_text(kb: KB, record: Record, outcome: Outcome | None, graph: Graph | None, full: bool = False,
