@@ -109,7 +109,7 @@ def main() -> None:
         f"tpkb code, default jobs ({default_jobs()})": code,
         "tpkb code, 1 job, one solve": [*code, "--jobs", "1", "--batch-size", str(args.n)],
         "raw clingo, same facts": [*CLINGO, main_lp, str(batch_facts), "--warn=none"],
-    }, max(1, args.repeat // 2))
+    }, max(3, args.repeat // 2))
     report(f"{args.n} encounters, {n_facts} facts (ratio to raw clingo):", batch, "raw clingo, same facts", args.n)
 
     small = work / "explain.jsonl"

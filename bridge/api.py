@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import gc
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from . import engine
 from .explain import Graph, GraphBuilder
@@ -153,12 +155,14 @@ def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
         gc.collect()
 
 
-def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 5000,
+def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 2000,
                 jobs: int = 1) -> Iterator[Coded]:
     """Code records in batches (each one solve) and yield each coded, in input order.
 
-    With jobs > 1 and more than one batch, up to `jobs` batches are read and coded at once
-    in worker processes (started with 'spawn': each loads the KB from its cache)."""
+    With jobs > 1 and more than one batch, this process and jobs - 1 worker processes
+    (started with 'spawn': each loads the KB from its cache) take batches as they come:
+    a batch goes to a free worker, else this process codes it itself, so no core waits
+    for a worker to start and none sits idle at the end."""
     batches = _paused(_batches(items, batch_size))
     first = next(batches, None)
     if first is None:
@@ -171,11 +175,26 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
-        for result in pool.imap(_work, _chain([first, second], batches)):
-            if isinstance(result, Exception):
-                raise result
-            yield from result
+    with context.Pool(jobs - 1, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
+        window: deque = deque()  # in input order: a worker's pending result, or a list already coded
+        for batch in _chain([first, second], batches):
+            busy = sum(1 for item in window if not isinstance(item, list) and not item.ready())
+            if busy < 2 * (jobs - 1):  # each worker has the next batch waiting when it finishes one
+                window.append(pool.apply_async(_work, (batch,)))
+            else:
+                window.append(code_records(kb, batch, options))
+            while window and (isinstance(window[0], list) or window[0].ready()):
+                yield from _done(window.popleft())
+        while window:
+            yield from _done(window.popleft())
+
+
+def _done(item: list[Coded] | Any) -> list[Coded]:
+    """A batch's coded records: as coded here, or as a worker handed them back."""
+    result = item if isinstance(item, list) else item.get()
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _paused(batches: Iterator[list[Record | Pending]]) -> Iterator[list[Record | Pending]]:

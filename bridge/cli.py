@@ -110,7 +110,7 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--explain", is_flag=True, help="Include each encounter's explanation (the summary; --full for all).")
 @click.option("--full", is_flag=True, help="With --explain: every rule firing and fact, plumbing included.")
-@click.option("--batch-size", type=click.IntRange(1), default=5000, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=2000, show_default=True,
               help="Encounters grounded and solved together in one program.")
 @click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores",
               help="Batches coded at once, each in its own process.")
