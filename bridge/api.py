@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections import deque
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,14 +156,13 @@ def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
         gc.collect()
 
 
-def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 2000,
+def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 1000,
                 jobs: int = 1) -> Iterator[Coded]:
     """Code records in batches (each one solve) and yield each coded, in input order.
 
     With jobs > 1 and more than one batch, this process and jobs - 1 worker processes
-    (started with 'spawn': each loads the KB from its cache) take batches as they come:
-    a batch goes to a free worker, else this process codes it itself, so no core waits
-    for a worker to start and none sits idle at the end."""
+    (started with 'spawn': each loads the KB from its cache) take the next batch whenever
+    they are free, so no core waits for another; results are yielded in input order."""
     batches = _paused(_batches(items, batch_size))
     first = next(batches, None)
     if first is None:
@@ -176,22 +176,71 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(jobs - 1, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
-        window: deque = deque()  # in input order: a worker's pending result, or a list already coded
-        for batch in _chain([first, second], batches):
-            busy = sum(1 for item in window if not isinstance(item, list) and not item.ready())
-            if busy < 2 * (jobs - 1):  # each worker has the next batch waiting when it finishes one
-                window.append(pool.apply_async(_work, (batch,)))
+        yield from _Shared(kb, options, pool, enumerate(_chain([first, second], batches))).run(jobs - 1)
+
+
+class _Shared:
+    """Batches shared between this process and the workers: whoever is free takes the next
+    one (workers through a completion callback, this process between its own batches);
+    results are handed on in input order."""
+
+    def __init__(self, kb: KB, options: Options, pool: Any, batches: Iterator[tuple[int, list]]):
+        self.kb, self.options, self.pool, self.batches = kb, options, pool, batches
+        self.lock = threading.Lock()
+        self.results: dict[int, Any] = {}  # batch number -> coded records, or a worker's pending result
+        self.taken = 0
+        self.count: int | None = None  # the number of batches, once the input is exhausted
+
+    def take(self) -> tuple[int, list] | None:
+        with self.lock:
+            item = next(self.batches, None)
+            if item is None:
+                if self.count is None:
+                    self.count = self.taken
             else:
-                window.append(code_records(kb, batch, options))
-            while window and (isinstance(window[0], list) or window[0].ready()):
-                yield from _done(window.popleft())
-        while window:
-            yield from _done(window.popleft())
+                self.taken += 1
+            return item
+
+    def send(self, _previous: object = None) -> None:
+        """Give the next batch to a worker (called again whenever it finishes one)."""
+        item = self.take()
+        if item is not None:
+            number, batch = item
+            pending = self.pool.apply_async(_work, (batch,), callback=self.send, error_callback=self.send)
+            with self.lock:
+                self.results[number] = pending
+
+    def run(self, workers: int) -> Iterator[Coded]:
+        for _ in range(workers):
+            self.send()
+        emitted = 0
+        while True:
+            item = self.take()
+            if item is not None:
+                number, batch = item
+                coded = code_records(self.kb, batch, self.options)
+                with self.lock:
+                    self.results[number] = coded
+            while True:  # hand on what is ready, in order
+                with self.lock:
+                    if self.count is not None and emitted >= self.count:
+                        return
+                    result = self.results.get(emitted)
+                ready = result is not None and (isinstance(result, list) or result.ready())
+                if not ready and item is not None:
+                    break  # code another batch meanwhile
+                if not ready:
+                    time.sleep(0.002) if result is None else result.wait()
+                    continue
+                yield from result if isinstance(result, list) else _done(result)
+                with self.lock:
+                    del self.results[emitted]
+                emitted += 1
 
 
-def _done(item: list[Coded] | Any) -> list[Coded]:
-    """A batch's coded records: as coded here, or as a worker handed them back."""
-    result = item if isinstance(item, list) else item.get()
+def _done(future: Any) -> list[Coded]:
+    """A batch's coded records, as a worker handed them back."""
+    result = future.get()
     if isinstance(result, Exception):
         raise result
     return result

@@ -26,6 +26,7 @@ from .printable import escape
 from .render import as_dot_graphs, as_json, as_text
 
 FORMATS = click.Choice(["text", "json", "jsonl"])
+BATCH, EXPLAIN_BATCH = 1000, 500  # encounters per solve; explaining instruments every rule
 
 
 class Ctx:
@@ -110,15 +111,18 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--explain", is_flag=True, help="Include each encounter's explanation (the summary; --full for all).")
 @click.option("--full", is_flag=True, help="With --explain: every rule firing and fact, plumbing included.")
-@click.option("--batch-size", type=click.IntRange(1), default=2000, show_default=True,
-              help="Encounters grounded and solved together in one program.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, show_default="1000, or 500 with --explain",
+              help="Encounters grounded and solved together in one program. With --explain every rule is "
+              "instrumented and a batch weighs several times more, so its default batch is smaller.")
 @click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores",
               help="Batches coded at once, each in its own process.")
 @click.pass_obj
-def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int, jobs: int) -> None:
+def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int | None,
+         jobs: int) -> None:
     """Code encounter or case files (YAML, JSON, JSONL; directories; '-' for JSONL on stdin)."""
     render = partial(as_text, full=full) if fmt == "text" else partial(as_json, full=full)
-    _run(ctx, paths, fmt, Options(explain=explain, render=render), batch_size, jobs)
+    size = batch_size or (EXPLAIN_BATCH if explain else BATCH)
+    _run(ctx, paths, fmt, Options(explain=explain, render=render), size, jobs)
 
 
 @main.command()
@@ -135,7 +139,7 @@ def explain(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool, depth: int |
         _graph(ctx, paths, fmt, full)
         return
     render = partial(as_text, full=full, depth=depth) if fmt == "text" else partial(as_json, full=full)
-    _run(ctx, paths, fmt, Options(explain=True, render=render), 5000, 1)
+    _run(ctx, paths, fmt, Options(explain=True, render=render), EXPLAIN_BATCH, default_jobs())
 
 
 def _graph(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool) -> None:

@@ -93,18 +93,16 @@ class Known:
         return list(dict.fromkeys(found))
 
     def _candidates(self, pattern: Pat, table: bool) -> list[Atom]:
-        """The known atoms of the pattern's predicate that agree with it on its most
-        selective bound argument (indexes built on first use)."""
-        atoms = self.kb.tables.rows(pattern.name) if table else self.by_name.get(pattern.name, [])
-        best: list[Atom] | None = None
-        best_size = 0
+        """The known atoms of the pattern's predicate that may fit it: an encounter's own
+        atoms of one predicate are few, and scanned; a table's rows are indexed by the
+        pattern's first bound argument (built on first use)."""
+        if not table:
+            return self.by_name.get(pattern.name, [])
+        rows = self.kb.tables.rows(pattern.name)
         for position, value in enumerate(pattern.args, start=1):
-            if value is ANY or isinstance(value, Pat):
-                continue
-            index = self._index(pattern.name, position, table, atoms)
-            if len(index) > best_size:
-                best, best_size = index.get(value, []), len(index)
-        return atoms if best is None else best
+            if value is not ANY and not isinstance(value, Pat):
+                return self._index(pattern.name, position, table, rows).get(value, [])
+        return rows
 
     def _index(self, name: str, position: int, table: bool, atoms: list[Atom]) -> dict[Any, list[Atom]]:
         key = (name, position, table)

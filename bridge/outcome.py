@@ -102,7 +102,7 @@ class Outcome:
 
 
 # ---------------------------------------------------------------------- decoding
-@dataclass
+@dataclass(slots=True)
 class Firing:
     rule: Rule
     values: tuple  # the rule's variable values, in rule.variables order

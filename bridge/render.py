@@ -91,17 +91,21 @@ def to_json(kb: KB, graph: Graph, full: bool = False) -> dict:
     order, edges, roots = view(graph, full)
     ids = {n: i for i, n in enumerate(sorted(order))}
     nodes = []
+    static: dict[int, dict[str, Any]] = {}
     for n in sorted(order):
         node = graph.nodes[n]
         item: dict[str, Any] = {"id": ids[n]}
         if node.firing is not None:
             rule = node.firing.rule
-            item.update(kind="rule", rule=rule.id, label=render_label(rule, node.firing.values),
-                        source=rule.source, at=rule.at,
-                        bindings={v: _json_value(x) for v, x in zip(rule.variables, node.firing.values)
-                                  if v != rule.encounter})
-            if rule.plumbing:
-                item["plumbing"] = True
+            fixed = static.get(rule.number)
+            if fixed is None:
+                fixed = static[rule.number] = {"kind": "rule", "rule": rule.id, "source": rule.source, "at": rule.at}
+                if rule.plumbing:
+                    fixed["plumbing"] = True
+            item.update(fixed)
+            item["label"] = render_label(rule, node.firing.values)
+            item["bindings"] = {v: _json_value(x) for v, x in zip(rule.variables, node.firing.values)
+                                if v != rule.encounter}
             if node.negated:
                 item["held"] = [reading(kb, atom, negated=True) for atom in node.negated]
             if full:
