@@ -164,16 +164,18 @@ class OutcomeReader:
         public: list[Atom] = list(self.answer.atoms.get(self.key, ()))
         for firing in self.answer.firings.get(self.key, ()):
             rule = firing.rule
-            sig = rule.signature
-            if sig == ("finding", 3):
+            name = rule.head.name
+            if name == "finding":
                 head = firing.head()
-                findings.setdefault((head[2], show(head[3], "raw")), self.finding(head, rule, firing.values))
-            elif sig == ("reason", 4):
+                key = (head[2], show(head[3], "raw"))
+                if key not in findings:
+                    findings[key] = self.finding(head, rule, firing.values)
+            elif name == "reason":
                 head = firing.head()
                 message = render_label(rule, firing.values)
                 reason = Reason(head[3].name, message, rule.id, rule.source)
                 reasons[head[2]].setdefault((reason.id, message), reason)
-            elif sig in _PUBLIC_FROM_FIRINGS:
+            elif rule.signature in _PUBLIC_FROM_FIRINGS:
                 public.append(firing.head())
         for atom in public:
             name = atom[0]
@@ -237,4 +239,10 @@ def render_label(rule: Rule, values: tuple) -> str:
             pos = match.end()
         parts.append((rule.label[pos:], -1, ""))
         _TEMPLATES[(rule.id, rule.label)] = parts
-    return "".join(text + (show(values[index], fmt) if index >= 0 else "") for text, index, fmt in parts)
+    out = []
+    for text, index, fmt in parts:
+        out.append(text)
+        if index >= 0:
+            value = values[index]
+            out.append(value if type(value) is str else show(value, fmt))
+    return "".join(out)
