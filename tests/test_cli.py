@@ -215,3 +215,20 @@ def test_tpkb_test_says_what_changed_since_the_last_run(tmp_path):
     assert second.returncode == 1
     assert "changed since the last run (1):" in second.stdout
     assert "three-named: lines 20553 x1 -> 20552 x1; rules +calls_for_20552 -calls_for_20553" in second.stdout
+
+
+def test_a_kb_error_met_in_a_worker_process_is_reported(tmp_path):
+    import shutil
+
+    kb_copy = tmp_path / "kb"
+    shutil.copytree(ROOT / "kb", kb_copy)
+    codes = kb_copy / "rules" / "codes.lp"
+    # An arithmetic slip clingo only warns about once data reaches it: the KB loads, the
+    # batches fail while grounding, in the workers as in this process.
+    codes.write_text(codes.read_text().replace("injected_count(E, N), N >= 3.", 'injected_count(E, N), N + "x" >= 3.'))
+    path = tmp_path / "day.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "60", "3"], stdout=path.open("w"), check=True)
+    proc = tpkb("--kb", str(kb_copy), "code", str(path), "--format", "jsonl", "--jobs", "2", "--batch-size", "10")
+    assert proc.returncode == 2, proc.stderr
+    assert "kb error: kb/rules/codes.lp:" in proc.stderr and "undefined" in proc.stderr
+    assert "Traceback" not in proc.stderr
