@@ -103,7 +103,7 @@ def main() -> None:
     batch_facts = work / "facts.lp"
     n_facts = facts_file(jsonl, batch_facts)
     code = [*TPKB, "code", str(jsonl), "--format", "jsonl"]
-    from bridge.api import default_jobs
+    from bridge.stream import default_jobs
 
     batch = measure({
         f"tpkb code, default jobs ({default_jobs()})": code,

@@ -17,13 +17,14 @@ from typing import NoReturn
 
 import click
 
-from .api import Coded, Options, code_stream, default_jobs, default_kb_path, load_kb
+from .api import default_kb_path, load_kb
 from .engine import KBError, SolveError, fact_text
 from .facts import encounter_facts
 from .kb import KB
 from .load import Pending, Problem, Record, jsonl_lines, read_items
 from .printable import escape
 from .render import as_dot_graphs, as_json, as_text
+from .stream import Coded, Options, code_stream, default_jobs
 
 FORMATS = click.Choice(["text", "json", "jsonl"])
 BATCH, EXPLAIN_BATCH = 1000, 500  # encounters per solve; explaining instruments every rule

@@ -266,45 +266,64 @@ _SPURIOUS = "no atoms over signature occur in program"  # #show of a predicate o
 
 def solve(program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()) -> list[Atom]:
     """Ground and solve `program` with `facts` (and table rows); the shown atoms of the one
-    answer set. Raises KBError for any clingo message, SolveError unless exactly one model.
+    answer set. Raises KBError for any clingo message, SolveError unless exactly one model."""
+    grounding = Grounding(program, facts, tables)
+    grounding.ground()
+    return grounding.answer()
+
+
+class Grounding:
+    """One batch through clingo in three steps: `Grounding(...)` builds the facts as symbols
+    and hands clingo the program; `ground()` grounds it, without holding Python's lock, so
+    another thread may do Python work meanwhile; `answer()` solves and reads the one
+    answer set.
 
     Facts reach clingo as symbols built with the Symbol API, handed over while grounding
     by a context function, one list per predicate: the program gets one bridge-written
     rule per predicate, `procedure(A1,A2,A3) :- (A1,A2,A3) = @_tpkb_rows(4).`, and no user
     text. (Adding each fact through the backend costs two more calls into clingo per fact,
     a fifth of a large batch.)"""
-    messages: list[str] = []
 
-    def logger(_code: Any, message: str) -> None:
+    def __init__(self, program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()):
+        self.program = program
+        self.messages: list[str] = []
+        rows = self.rows = _Rows()
+        for sym, (name, arity) in _table_symbols(tables):
+            rows.add(name, arity, sym)
+        groups = rows.groups
+        convert = _CONVERT
+        for atom in facts:
+            key = (atom[0], len(atom) - 1)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            group.append(Tuple_([convert[type(a)](a) for a in atom[1:]]))
+        self.control = clingo.Control(["--models=2"], logger=self._log, message_limit=50)
+        try:
+            self.control.add("base", [], program.text)
+            self.control.add("base", [], rows.program())
+        except RuntimeError as exc:
+            raise KBError(self.messages or [str(exc)]) from None
+
+    def _log(self, _code: Any, message: str) -> None:
         if _SPURIOUS not in message:
-            messages.append(_message(program, message))
+            self.messages.append(_message(self.program, message))
 
-    rows = _Rows()
-    for sym, (name, arity) in _table_symbols(tables):
-        rows.add(name, arity, sym)
-    groups = rows.groups
-    convert = _CONVERT
-    for atom in facts:
-        key = (atom[0], len(atom) - 1)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = []
-        group.append(Tuple_([convert[type(a)](a) for a in atom[1:]]))
-    ctl = clingo.Control(["--models=2"], logger=logger, message_limit=50)
-    try:
-        ctl.add("base", [], program.text)
-        ctl.add("base", [], rows.program())
-        ctl.ground([("base", [])], context=rows)
-    except RuntimeError as exc:
-        raise KBError(messages or [str(exc)]) from None
-    if messages:
-        raise KBError(messages)
-    models: list[list[Atom]] = []
-    ctl.solve(on_model=lambda m: models.append([parse_atom(str(s)) for s in m.symbols(shown=True)]))
-    if len(models) != 1:
-        raise SolveError("the KB has no answer set for this batch" if not models else
-                         "the KB has more than one answer set for this batch (it must be deterministic)")
-    return models[0]
+    def ground(self) -> None:
+        try:
+            self.control.ground([("base", [])], context=self.rows)
+        except RuntimeError as exc:
+            raise KBError(self.messages or [str(exc)]) from None
+        if self.messages:
+            raise KBError(self.messages)
+
+    def answer(self) -> list[Atom]:
+        models: list[list[Atom]] = []
+        self.control.solve(on_model=lambda m: models.append([parse_atom(str(s)) for s in m.symbols(shown=True)]))
+        if len(models) != 1:
+            raise SolveError("the KB has no answer set for this batch" if not models else
+                             "the KB has more than one answer set for this batch (it must be deterministic)")
+        return models[0]
 
 
 class _Rows:

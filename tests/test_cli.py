@@ -110,13 +110,13 @@ def test_a_directory_of_1000_encounters_is_one_solve(tmp_path, monkeypatch):
             {"id": f"e{i}", "date": "2025-06-02",
              "procedures": [{"muscle": ["trapezius", "SCM", "QL"][i % 3], "side": "left", "injectate": []}]}))
     calls = []
-    real = engine.solve
+    real = engine.Grounding.ground
 
-    def counting(*args, **kw):
+    def counting(self):
         calls.append(1)
-        return real(*args, **kw)
+        return real(self)
 
-    monkeypatch.setattr(engine, "solve", counting)
+    monkeypatch.setattr(engine.Grounding, "ground", counting)
     result = CliRunner().invoke(main, ["code", str(tmp_path), "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     assert len(result.output.splitlines()) == 1000
@@ -170,14 +170,20 @@ def test_tpkb_test_unknown_rule_id_is_an_error(tmp_path):
     assert proc.returncode == 2 and "unknown rule id 'calls_for_2053'" in proc.stderr
 
 
-def test_parallel_batches_print_what_one_process_prints(tmp_path):
+def test_batches_in_a_pipeline_or_in_workers_print_what_one_solve_prints(tmp_path):
     path = tmp_path / "day.jsonl"
     subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "120", "11"], stdout=path.open("w"), check=True)
-    serial = tpkb("code", str(path), "--format", "jsonl", "--jobs", "1", "--batch-size", "1000")
+    lines = path.read_text().splitlines()
+    # Malformed lines among good ones, and a whole batch of seven with nothing to code.
+    lines[3:3] = ["{not json"]
+    lines[50:50] = ['{"date": "2025-02-30", "procedures": []}'] * 7
+    path.write_text("\n".join(lines) + "\n")
+    one_solve = tpkb("code", str(path), "--format", "jsonl", "--jobs", "1", "--batch-size", "1000")
+    pipelined = tpkb("code", str(path), "--format", "jsonl", "--jobs", "1", "--batch-size", "7")
     parallel = tpkb("code", str(path), "--format", "jsonl", "--jobs", "2", "--batch-size", "25")
-    assert serial.returncode == parallel.returncode == 0, parallel.stderr
-    assert serial.stdout == parallel.stdout
-    assert len(serial.stdout.splitlines()) == 120
+    assert one_solve.returncode == pipelined.returncode == parallel.returncode == 2, parallel.stderr
+    assert one_solve.stdout == pipelined.stdout == parallel.stdout
+    assert len(one_solve.stdout.splitlines()) == 128
 
 
 def test_kb_error_is_reported_before_any_worker_starts(tmp_path):
@@ -228,7 +234,8 @@ def test_a_kb_error_met_in_a_worker_process_is_reported(tmp_path):
     codes.write_text(codes.read_text().replace("injected_count(E, N), N >= 3.", 'injected_count(E, N), N + "x" >= 3.'))
     path = tmp_path / "day.jsonl"
     subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "60", "3"], stdout=path.open("w"), check=True)
-    proc = tpkb("--kb", str(kb_copy), "code", str(path), "--format", "jsonl", "--jobs", "2", "--batch-size", "10")
-    assert proc.returncode == 2, proc.stderr
-    assert "kb error: kb/rules/codes.lp:" in proc.stderr and "undefined" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    for jobs in ("2", "1"):  # in worker processes; in the grounding thread of one process
+        proc = tpkb("--kb", str(kb_copy), "code", str(path), "--format", "jsonl", "--jobs", jobs, "--batch-size", "10")
+        assert proc.returncode == 2, proc.stderr
+        assert "kb error: kb/rules/codes.lp:" in proc.stderr and "undefined" in proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -1,0 +1,285 @@
+"""Streams of records coded in batches, each batch one solve, every record rendered and
+handed on in input order: in this process alone (grounding one batch while Python reads
+the next and renders the one before), or shared with worker processes on several cores."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from . import engine
+from .api import batch_input, explain, load_kb, paused_gc
+from .explain import Graph
+from .kb import KB
+from .load import Pending, Record
+from .outcome import Answer, Outcome
+from .terms import Atom
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a stream is coded and rendered; `render` turns one record into output text."""
+
+    explain: bool = False
+    render: Callable[[KB, Record, Outcome | None, Graph | None], str] | None = None
+
+
+@dataclass(frozen=True)
+class Coded:
+    """One input record, coded and rendered: what a worker process hands back."""
+
+    ok: bool
+    problems: tuple[str, ...]  # one line each: file:line: case: field: message
+    text: str
+
+
+@dataclass
+class _Batch:
+    """One batch of records on its way: read (Python), ground (clingo, which lets go of
+    Python's lock), answer (clingo and Python), finish (outcomes, explanations and
+    renderings: Python)."""
+
+    kb: KB
+    options: Options
+    records: list[Record]
+    good: list[Record]  # the records that hold an encounter to code, key i is good[i - 1]
+    facts: list[Atom]
+    rows: list[Atom]
+
+    @classmethod
+    def read(cls, kb: KB, items: Sequence[Record | Pending], options: Options) -> _Batch:
+        profiles = frozenset(kb.profiles())
+        records = [item.read(profiles) if isinstance(item, Pending) else item for item in items]
+        good = [r for r in records if r.ok and r.encounter is not None]
+        facts, rows = batch_input(kb, [r.encounter for r in good if r.encounter is not None])
+        return cls(kb, options, records, good, facts, rows)
+
+    @property
+    def mode(self) -> str:
+        return "full" if self.options.explain else "messages"
+
+    def grounding(self) -> engine.Grounding | None:
+        return engine.Grounding(self.kb.program(self.mode), self.facts, self.rows) if self.good else None
+
+    def answer(self, grounding: engine.Grounding | None) -> Answer | None:
+        return None if grounding is None else Answer.of(self.kb, grounding.answer(), self.mode)
+
+    def finish(self, answer: Answer | None) -> list[Coded]:
+        kb, options = self.kb, self.options
+        outcomes: dict[int, tuple[Outcome, Graph | None]] = {}
+        if answer is not None:
+            for key, record in enumerate(self.good, start=1):
+                enc = record.encounter
+                assert enc is not None
+                outcome = answer.outcome(key, enc)
+                graph = explain(kb, answer, key, enc, outcome) if options.explain else None
+                outcomes[id(record)] = (outcome, graph)
+        render = options.render
+        assert render is not None
+        return [Coded(r.ok, tuple(str(p) for p in r.problems), render(kb, r, *outcomes.get(id(r), (None, None))))
+                for r in self.records]
+
+
+def code_records(kb: KB, items: Sequence[Record | Pending], options: Options) -> list[Coded]:
+    """Read (where not read yet) and code the records of a batch in one solve; render
+    every record, in order."""
+    with paused_gc():
+        batch = _Batch.read(kb, items, options)
+        grounding = batch.grounding()
+        if grounding is not None:
+            grounding.ground()
+        return batch.finish(batch.answer(grounding))
+
+
+def default_jobs() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 1000,
+                jobs: int = 1) -> Iterator[Coded]:
+    """Code records in batches (each one solve) and yield each coded, in input order.
+
+    With jobs > 1 and more than one batch, this process and jobs - 1 worker processes
+    (started with 'spawn': each loads the KB from its cache) take the next batch whenever
+    they are free, so no core waits for another. With one job, batches go through a
+    pipeline in this process (see _pipelined)."""
+    batches = _paused(_batches(items, batch_size))
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None:
+        yield from code_records(kb, first, options)
+        return
+    if jobs <= 1:
+        yield from _pipelined(kb, _chain([first, second], batches), options)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs - 1, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
+        yield from _Shared(kb, options, pool, enumerate(_chain([first, second], batches))).run(jobs - 1)
+
+
+# ---------------------------------------------------------------------- one process
+def _pipelined(kb: KB, batches: Iterator[list[Record | Pending]], options: Options) -> Iterator[Coded]:
+    """Batches through one process as a pipeline: while clingo grounds batch i in a
+    second thread (it holds no Python lock while it grounds), this thread finishes batch
+    i - 1 and reads batch i + 1. What calls into clingo (building symbols, reading the
+    answer set) stays out of the overlap: clingo's symbol table is shared by all threads,
+    and contending for it made grounding slower than the overlap saved."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpkb-ground") as grounder, _prompt_handoff():
+        items = next(batches, None)
+        with paused_gc():
+            batch = _Batch.read(kb, items, options) if items is not None else None
+        decoded: tuple[_Batch, Answer | None] | None = None
+        while batch is not None:
+            with paused_gc():
+                grounding = batch.grounding()
+                grounded: Future | None = grounder.submit(grounding.ground) if grounding is not None else None
+                finished = decoded[0].finish(decoded[1]) if decoded is not None else []
+                items = next(batches, None)
+                upcoming = _Batch.read(kb, items, options) if items is not None else None
+                if grounded is not None:
+                    grounded.result()  # re-raises what grounding raised
+                decoded = (batch, batch.answer(grounding))
+            yield from finished
+            batch = upcoming
+        if decoded is not None:
+            with paused_gc():
+                finished = decoded[0].finish(decoded[1])
+            yield from finished
+
+
+@contextmanager
+def _prompt_handoff() -> Iterator[None]:
+    """While grounding, clingo calls back into Python once per input predicate (to fetch
+    its facts), and waits for Python's lock each time; by default the busy thread keeps
+    it for up to 5 ms per request. Hand it over sooner while the pipeline runs."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+# ---------------------------------------------------------------------- worker processes
+_WORKER: tuple[KB, Options] | None = None
+
+
+def _start_worker(kb_path: str, options: Options) -> None:
+    global _WORKER
+    gc.disable()  # a worker only codes batches; it collects after each (see _work)
+    _WORKER = (load_kb(kb_path), options)
+
+
+def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
+    assert _WORKER is not None
+    kb, options = _WORKER
+    try:
+        return code_records(kb, batch, options)
+    except Exception as exc:  # noqa: BLE001 - handed back to the parent, which raises it
+        return exc
+    finally:
+        gc.collect()
+
+
+class _Shared:
+    """Batches shared between this process and the workers: whoever is free takes the next
+    one (workers through a completion callback, this process between its own batches);
+    results are handed on in input order."""
+
+    def __init__(self, kb: KB, options: Options, pool: Any, batches: Iterator[tuple[int, list]]):
+        self.kb, self.options, self.pool, self.batches = kb, options, pool, batches
+        self.lock = threading.Lock()
+        self.results: dict[int, Any] = {}  # batch number -> coded records, or a worker's pending result
+        self.taken = 0
+        self.count: int | None = None  # the number of batches, once the input is exhausted
+
+    def take(self) -> tuple[int, list] | None:
+        with self.lock:
+            item = next(self.batches, None)
+            if item is None:
+                if self.count is None:
+                    self.count = self.taken
+            else:
+                self.taken += 1
+            return item
+
+    def send(self, _previous: object = None) -> None:
+        """Give the next batch to a worker (called again whenever it finishes one)."""
+        item = self.take()
+        if item is not None:
+            number, batch = item
+            pending = self.pool.apply_async(_work, (batch,), callback=self.send, error_callback=self.send)
+            with self.lock:
+                self.results[number] = pending
+
+    def run(self, workers: int) -> Iterator[Coded]:
+        for _ in range(workers):
+            self.send()
+        emitted = 0
+        while True:
+            item = self.take()
+            if item is not None:
+                number, batch = item
+                coded = code_records(self.kb, batch, self.options)
+                with self.lock:
+                    self.results[number] = coded
+            while True:  # hand on what is ready, in order
+                with self.lock:
+                    if self.count is not None and emitted >= self.count:
+                        return
+                    result = self.results.get(emitted)
+                ready = result is not None and (isinstance(result, list) or result.ready())
+                if not ready and item is not None:
+                    break  # code another batch meanwhile
+                if not ready:
+                    time.sleep(0.002) if result is None else result.wait()
+                    continue
+                yield from result if isinstance(result, list) else _done(result)
+                with self.lock:
+                    del self.results[emitted]
+                emitted += 1
+
+
+def _done(future: Any) -> list[Coded]:
+    """A batch's coded records, as a worker handed them back."""
+    result = future.get()
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _paused(batches: Iterator[list[Record | Pending]]) -> Iterator[list[Record | Pending]]:
+    """Each batch read (and validated) with the collector paused."""
+    while True:
+        with paused_gc():
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _batches(records: Iterable[Record | Pending], size: int) -> Iterator[list[Record | Pending]]:
+    iterator = iter(records)
+    while True:
+        batch = list(islice(iterator, size))
+        if not batch:
+            return
+        yield batch
+
+
+def _chain(head: list, tail: Iterator) -> Iterator:
+    yield from head
+    yield from tail
