@@ -8,13 +8,15 @@ What is timed (each a whole process, as a user runs it):
    clingo executable (`python -m clingo`, the one the clingo package installs) solving
    that encounter's facts with kb/main.lp and all its tables;
 2. N random encounters from one JSONL file (bench/generate.py): `tpkb code --format jsonl`
-   in one process with one solve (`--jobs 1 --batch-size N`) and as shipped (default jobs),
+   as shipped (default jobs: worker processes), in one process (`--jobs 1`: batches of
+   1,000 in a pipeline) and in one process with one solve (`--jobs 1 --batch-size N`),
    against raw clingo on the same facts;
 3. `tpkb code --explain --format jsonl` on explain-n encounters against the same run
    without --explain, and the JSON bytes per encounter.
 
-It prints the best and the median of --repeat runs of each command and the ratios of the
-best times (a figure in the README quotes these). Absolute times on shared machines are
+It prints the best and the median of --repeat rounds of each command, and its ratio to
+the baseline: the median of the per-round ratios (bench/README.md quotes these) and the
+ratio of the best times. Absolute times on shared machines are
 noisy; compare the ratios. The first run of each command is a warm-up: it compiles the
 KB cache (bridge/kb.py) and Python's bytecode, as any second run on a machine finds them.
 """
@@ -68,12 +70,18 @@ def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, list[float
 
 
 def report(title: str, times: dict[str, list[float]], baseline: str, count: int) -> None:
+    """Best and median time of each command; its ratio to the baseline as the median of
+    the per-round ratios (each round ran every command once, one after another, so a
+    round's ratio holds when the machine's speed drifts between rounds) and as the
+    ratio of the best times."""
     print(f"\n{title}")
-    base = min(times[baseline])
+    base = times[baseline]
     for name, values in times.items():
         best, median = min(values), statistics.median(values)
-        rate = f"{count / best:8.0f} encounters/s" if count > 1 else ""
-        print(f"  {name:44s} best {best:6.3f} s  median {median:6.3f} s {rate}  ratio {best / base:5.2f}")
+        ratio = statistics.median(v / b for v, b in zip(values, base))
+        rate = f"{count / median:6.0f}/s" if count > 1 else " " * 8
+        print(f"  {name:36s} best {best:6.3f} s  median {median:6.3f} s {rate}  "
+              f"ratio {ratio:5.2f} (best to best {best / min(base):5.2f})")
 
 
 def main() -> None:
@@ -84,6 +92,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 
+    from importlib.metadata import version
+
+    print(f"{time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"clingo {version('clingo')}, {args.repeat} rounds after a warm-up")
     work = Path(tempfile.mkdtemp(prefix="tpkb-bench-"))
     example = ROOT / "examples" / "encounter.yaml"
     example_facts = work / "example.lp"
@@ -107,9 +119,10 @@ def main() -> None:
 
     batch = measure({
         f"tpkb code, default jobs ({default_jobs()})": code,
-        "tpkb code, 1 job, one solve": [*code, "--jobs", "1", "--batch-size", str(args.n)],
+        "tpkb code --jobs 1 (one process)": [*code, "--jobs", "1"],
+        "tpkb code --jobs 1, one solve": [*code, "--jobs", "1", "--batch-size", str(args.n)],
         "raw clingo, same facts": [*CLINGO, main_lp, str(batch_facts), "--warn=none"],
-    }, max(3, args.repeat // 2))
+    }, args.repeat)
     report(f"{args.n} encounters, {n_facts} facts (ratio to raw clingo):", batch, "raw clingo, same facts", args.n)
 
     small = work / "explain.jsonl"

@@ -116,7 +116,8 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
               help="Encounters grounded and solved together in one program. With --explain every rule is "
               "instrumented and a batch weighs several times more, so its default batch is smaller.")
 @click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores",
-              help="Batches coded at once, each in its own process.")
+              help="Processes coding batches at once: this one and worker processes. With 1, this "
+                   "process grounds a batch while it reads the next and renders the one before.")
 @click.pass_obj
 def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int | None,
          jobs: int) -> None:
