@@ -23,13 +23,15 @@ from ruamel.yaml.constructor import RoundTripConstructor, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .model import Case, Encounter, is_case
-from .printable import BigNumber, kind, quote, too_big
+from .printable import BigNumber, excerpt, kind, quote, too_big
 
 SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 MAX_DOCUMENT = 5_000_000  # bytes in one YAML or JSON file
 MAX_LINE = 1_000_000  # bytes in one JSONL line
-MAX_VALUES = 100_000  # values in one document, counted with YAML aliases expanded
-MAX_DEPTH = 64  # nesting of brackets in a YAML file
+MAX_VALUES = 100_000  # values YAML aliases may add to a document, once expanded
+MAX_DEPTH = 64  # nesting libyaml is given (deeper: the Python parser, which fails gracefully)
+MAX_NESTING = 1_000  # nesting no parser is given
+MAX_PROBLEMS = 20  # problems reported for one record; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        file = excerpt(self.file, 200)
+        where = f"{file}:{self.line}" if self.line else file
         case = f" case {quote(self.case)}:" if self.case else ""
         fld = f" {self.field}:" if self.field else ""
         return f"{where}:{case}{fld} {self.message}"
@@ -66,7 +69,9 @@ class Record:
 
     @property
     def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
+        """file:line, escaped and short, for messages."""
+        file = excerpt(self.file, 200)
+        return f"{file}:{self.line}" if self.line else file
 
 
 # ---------------------------------------------------------------------- files
@@ -126,7 +131,17 @@ def read_file(path: Path, profiles: frozenset[str] = frozenset(), lines: bool = 
         return
     if path.suffix == ".json":
         data, problem = _parse_json(text, name)
-        yield from [problem] if problem else _document(data, name, None, path.stem, profiles)
+        if problem:
+            yield problem
+            return
+        records = list(_document(data, name, None, path.stem, profiles))
+        if any(r.problems for r in records):
+            # JSON is YAML too: read again by the round-trip YAML reader for the line of
+            # every key, where it reads the same values.
+            lined, trouble = _parse_yaml(text, name, lines=True)
+            if trouble is None and lined == data:
+                records = list(_document(lined, name, None, path.stem, profiles))
+        yield from records
         return
     # YAML is read by libyaml first; only a file with a problem is read again, slowly, for
     # the line of every key.
@@ -151,16 +166,22 @@ class Pending:
         return _jsonl_record(self.raw, self.file, self.line, profiles)
 
 
-def read_jsonl(stream: IO[bytes], name: str, profiles: frozenset[str] = frozenset()) -> Iterator[Record]:
-    """One record per non-blank line, read as bytes so that a line that is not UTF-8 is an
-    error record and the next line is still read."""
-    for pending in jsonl_lines(stream, name):
-        yield pending.read(profiles)
-
-
 def jsonl_lines(stream: IO[bytes], name: str) -> Iterator[Pending]:
-    """The non-blank lines of a JSONL stream, each to be read later."""
-    for lineno, raw in enumerate(stream, start=1):
+    """The non-blank lines of a JSONL stream, each to be read later, as bytes (a line that
+    is not UTF-8 is an error record, and the next line is still read). A line longer than
+    MAX_LINE is kept only up to there (it becomes an error record); the rest of it is
+    skipped unread, so that no line, however long, is held whole."""
+    lineno = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while True:  # the rest of the overlong line
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
         if raw.strip():
             yield Pending(name, lineno, raw)
 
@@ -202,16 +223,34 @@ def _json_int(literal: str) -> int | BigNumber:
 # Python refuses to convert an integer of more than 4,300 digits, failing the whole text;
 # such a number (any of more than 20 digits, which no field takes) is read as a BigNumber
 # instead, so the message names its field. Text without one is read by the plain decoder.
-_BIG_JSON = json.JSONDecoder(parse_int=_json_int)
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object; a key written twice is an error, as it is in YAML (JSON itself lets
+    the last one win silently, which would drop what the first one said)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(twice)
+    return obj
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_object)
+_BIG_JSON = json.JSONDecoder(object_pairs_hook=_object, parse_int=_json_int)
 _LONG_NUMBER = re.compile(r"[0-9]{21}")
 
 
 def _parse_json(text: str, name: str, line: int | None = None) -> tuple[Any, Record | None]:
     try:
-        return (_BIG_JSON.decode(text) if _LONG_NUMBER.search(text) else json.loads(text)), None
+        return (_BIG_JSON if _LONG_NUMBER.search(text) else _JSON).decode(text), None
     except json.JSONDecodeError as exc:
         at = line or exc.lineno
         return None, _unreadable(name, at, f"broken JSON: {exc.msg} (column {exc.colno})")
+    except _DuplicateKey as exc:
+        return None, _unreadable(name, line, f"broken JSON: the key {quote(str(exc))} is written twice in one object")
     except RecursionError:
         return None, _unreadable(name, line, "broken JSON: nested too deeply")
     except ValueError as exc:  # a number Python refuses to convert, and the like
@@ -244,18 +283,33 @@ for _cls in (_Lines, _Fast):
     _cls.add_constructor("tag:yaml.org,2002:timestamp", _cls.construct_yaml_timestamp)
     _cls.add_constructor("tag:yaml.org,2002:int", _cls.construct_yaml_int)
 _BRACKET = re.compile(r"[\[\]{}]")
+_BLOCK_START = re.compile(r"^ *(?:[-?:][ \t]+)*", re.M)
+
+
+def _nesting_bound(text: str) -> int:
+    """At least how deep the YAML text nests, read without parsing it: its flow brackets
+    (counted in strings and comments too, so never fewer than it has), plus twice the
+    column where its deepest block node starts (each block level is indented further,
+    but a list may stand at its key's indentation)."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif depth:
+            depth -= 1
+    column = max((match.end() - match.start() for match in _BLOCK_START.finditer(text)), default=0)
+    return deepest + 2 * column + 2
 
 
 def _parse_yaml(text: str, name: str, lines: bool = True) -> tuple[Any, Record | None]:
-    depth = deepest = 0
-    for match in _BRACKET.finditer(text):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_DEPTH:
-                return None, _unreadable(name, _line_at(text.encode(), match.start()),
-                                         f"broken YAML: brackets nested more than {MAX_DEPTH} deep")
-    if lines:
+    """libyaml is fast but recurses in C (a deep enough document crashes the process), so
+    it reads only text whose nesting bound is small; the Python parser reads the rest and
+    stops, with a message, where Python's recursion limit stops it."""
+    bound = _nesting_bound(text)
+    if bound > MAX_NESTING:
+        return None, _unreadable(name, None, f"broken YAML: nested more than {MAX_NESTING:,} deep")
+    if lines or bound > MAX_DEPTH:
         yaml = YAML(typ="rt", pure=True)
         yaml.Constructor = _Lines
     else:
@@ -267,18 +321,23 @@ def _parse_yaml(text: str, name: str, lines: bool = True) -> tuple[Any, Record |
         mark = exc.problem_mark or exc.context_mark
         return None, _unreadable(name, mark.line + 1 if mark else None,
                                  f"broken YAML: {quote(exc.problem or exc.context, 120)}")
-    except (YAMLError, RecursionError, ValueError, TypeError) as exc:
+    except RecursionError:
+        return None, _unreadable(name, None, "broken YAML: nested too deeply")
+    except (YAMLError, ValueError, TypeError) as exc:
         return None, _unreadable(name, None, f"broken YAML: {quote(str(exc) or type(exc).__name__, 120)}")
-    if _values(data) > MAX_VALUES:
-        return None, _unreadable(name, None, f"holds more than {MAX_VALUES:,} values once its YAML aliases are "
-                                 "expanded; write the values out, or split the file")
+    if _alias_growth(data) > MAX_VALUES:
+        return None, _unreadable(name, None, f"its YAML aliases expand to more than {MAX_VALUES:,} further "
+                                 "values; write the values out, or split the file")
     return data, None
 
 
-def _values(data: Any) -> int:
-    """How many values `data` holds with aliases expanded, counted without expanding them
-    (an alias is the same Python object, so each object is counted once and reused)."""
+def _alias_growth(data: Any) -> int:
+    """How many values YAML aliases add to `data` once expanded, counted without expanding
+    them: an alias is the same Python object as its anchor, so each object's expanded size
+    is counted once and reused. A document without aliases adds none, however large."""
+    limit = MAX_VALUES + 1
     sizes: dict[int, int] = {}
+    written = 0  # values as written: each object once
     visiting: set[int] = set()
     stack: list[tuple[Any, bool]] = [(data, False)]
     while stack:
@@ -287,16 +346,17 @@ def _values(data: Any) -> int:
         children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
         if done:
             visiting.discard(key)
-            sizes[key] = min(1 + sum(sizes.get(id(c), 1) for c in children), MAX_VALUES + 1)
+            sizes[key] = min(1 + sum(sizes.get(id(c), 1) for c in children), written + limit)
             continue
         if key in sizes:
             continue
         if key in visiting:  # an alias to itself: endless once expanded
-            return MAX_VALUES + 1
+            return limit
         visiting.add(key)
+        written += 1 + sum(1 for c in children if not isinstance(c, (dict, list)))
         stack.append((node, True))
         stack.extend((c, False) for c in children if isinstance(c, (dict, list)))
-    return sizes.get(id(data), 1)
+    return sizes.get(id(data), 1) - written
 
 
 # ---------------------------------------------------------------------- documents
@@ -348,18 +408,23 @@ _HINTS = {
 def _problems(exc: ValidationError, model: type[BaseModel], data: Any, name: str, line: int | None,
               case: str | None, prefix: str) -> list[Problem]:
     out = []
-    for err in exc.errors(include_url=False, include_context=False, include_input=True):
+    errors = exc.errors(include_url=False, include_context=False, include_input=True)
+    for err in errors[:MAX_PROBLEMS]:
         loc = err["loc"]
         path = _path(loc, prefix)
         at = _line_at_loc(data, loc, line)
         out.append(Problem(name, at, case, path, _message(err, model, loc)))
+    if len(errors) > MAX_PROBLEMS:
+        out.append(Problem(name, line, case, prefix, f"and {len(errors) - MAX_PROBLEMS:,} more problems not listed"))
     return out
 
 
 def _path(loc: tuple, prefix: str) -> str:
+    """The field path, as `procedures[0].muscle`; a key of the input escaped and short."""
     text = prefix
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        key = excerpt(str(part), 40)
+        text += f"[{part}]" if isinstance(part, int) else (f".{key}" if text else key)
     return text
 
 

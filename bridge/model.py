@@ -64,11 +64,11 @@ def _text(value: Any, *, limit: int = MAX_TEXT, what: str = "text") -> str:
             and value[:1] != " " and value[-1:] != " ":
         return value  # the common case, checked in C
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _fail("must be {what}, not {kind}", what=what, kind=_kind(value))
+        raise _fail("must be {what}, not {kind}", what=what, kind=kind(value))
     if isinstance(value, str):
         text = value.strip() if value.isprintable() and "  " not in value else _FOLD.sub(" ", value).strip()
     elif isinstance(value, int) and abs(value) >= 10**20:
-        raise _fail("must be {what}, not {kind}", what=what, kind=_kind(value))
+        raise _fail("must be {what}, not {kind}", what=what, kind=kind(value))
     else:
         text = str(value)
     bad = None if text.isprintable() else next((ch for ch in text if unprintable(ch)), None)
@@ -78,10 +78,6 @@ def _text(value: Any, *, limit: int = MAX_TEXT, what: str = "text") -> str:
     if len(text) > limit:
         raise _fail("is {n} characters long; at most {limit} are read", n=len(text), limit=limit)
     return text
-
-
-def _kind(value: Any) -> str:
-    return kind(value)
 
 
 def text_field(value: Any) -> str:
@@ -99,14 +95,21 @@ def blank_is_absent(value: Any) -> str | None:
 
 
 def id_field(value: Any) -> str:
-    if isinstance(value, str) and not value.isprintable() and any(unprintable(ch) for ch in value):
-        bad = next(ch for ch in value if unprintable(ch))
+    """An id is reported back exactly as written (no folding or trimming: downstream
+    systems match on it); text or a whole number, printable, at most MAX_ID characters."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**20:
+        return str(value)
+    if not isinstance(value, str):
+        raise _fail("must be text or a whole number, not {kind}", kind=kind(value))
+    bad = None if value.isprintable() else next((ch for ch in value if unprintable(ch)), None)
+    if bad is not None:
         raise _fail("contains the control or invalid character {char}; an id is plain text",
                     char=f"U+{ord(bad):04X}")
-    text = _text(value, limit=MAX_ID, what="text or a number")
-    if not text:
+    if not value.strip():
         raise _fail("must not be empty")
-    return text
+    if len(value) > MAX_ID:
+        raise _fail("is {n} characters long; at most {limit} are read", n=len(value), limit=MAX_ID)
+    return value
 
 
 def code_field(value: Any) -> str:
@@ -152,7 +155,7 @@ def date_field(value: Any) -> dt.date:
 def _choice(options: tuple[str, ...], what: str):
     def check(value: Any) -> str:
         if not isinstance(value, str):
-            raise _fail("must be one of {options}, not {kind}", options=", ".join(options), kind=_kind(value))
+            raise _fail("must be one of {options}, not {kind}", options=", ".join(options), kind=kind(value))
         word = value.strip().lower()
         if word not in options:
             raise _fail("unknown {what} {value} (use {options})", what=what, value=quote(value.strip()),
@@ -185,7 +188,7 @@ def whole_number(low: int, high: int):
 def _list_of(what: str, hint: str = ""):
     def check(value: Any) -> Any:
         if not isinstance(value, list):
-            raise _fail("must be a list, not {kind}{hint}", kind=_kind(value), hint=hint)
+            raise _fail("must be a list, not {kind}{hint}", kind=kind(value), hint=hint)
         if len(value) > MAX_ITEMS:
             raise _fail("has {n} {what}; at most {limit} are read", n=len(value), what=what, limit=MAX_ITEMS)
         return value
@@ -193,9 +196,10 @@ def _list_of(what: str, hint: str = ""):
     return check
 
 
-Text = Annotated[str, BeforeValidator(text_field), WithJsonSchema({"type": "string", "minLength": 1})]
+Text = Annotated[str, BeforeValidator(text_field),
+                 WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT})]
 Documented = Annotated[str | None, BeforeValidator(blank_is_absent), WithJsonSchema({"type": ["string", "null"]})]
-Id = Annotated[str, BeforeValidator(id_field), WithJsonSchema({"type": ["string", "integer"]})]
+Id = Annotated[str, BeforeValidator(id_field), WithJsonSchema({"type": ["string", "integer"], "maxLength": MAX_ID})]
 Code = Annotated[str, BeforeValidator(code_field), WithJsonSchema(
     {"type": ["string", "integer"], "pattern": "^([0-9]{5}|[0-9]{4}[FTUM]|[A-Z][0-9]{4})$"})]
 Modifier = Annotated[str, BeforeValidator(modifier_field),
@@ -217,8 +221,10 @@ Diagnoses = Annotated[list[Diagnosis], BeforeValidator(_list_of("diagnoses"))]
 Tags = Annotated[list[Text], BeforeValidator(_list_of("tags"))]
 Idents = Annotated[list[Ident], BeforeValidator(_list_of("ids"))]
 Codes = Annotated[list[Code], BeforeValidator(_list_of("codes"))]
-Positive = Annotated[int, BeforeValidator(whole_number(1, 999))]
-TriggerPoints = Annotated[int, BeforeValidator(whole_number(1, 1000))]
+Positive = Annotated[int, BeforeValidator(whole_number(1, 999)),
+                     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 999})]
+TriggerPoints = Annotated[int, BeforeValidator(whole_number(1, 1000)),
+                          WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 1000})]
 
 
 class Strict(BaseModel):
@@ -259,7 +265,7 @@ class BilledLine(Strict):
     """One line of the claim as submitted."""
 
     code: Code = Field(description="CPT or HCPCS code, `20553` or `\"20553\"`.")
-    units: Positive = Field(1, description="A whole number from 1, default 1.")
+    units: Positive = Field(1, description="A whole number from 1 to 999, default 1.")
     modifiers: Modifiers = Field(default_factory=list, description="Two-character modifiers, default `[]`.")
 
 
@@ -271,8 +277,10 @@ BilledLines = Annotated[list[BilledLine], BeforeValidator(_list_of("billed lines
 class Encounter(Strict):
     """One needle-procedure session: the documentation, and optionally the claim."""
 
-    id: Id | None = Field(None, description="Reported back with the outcome; defaults to the case name (JSONL: "
-                          "`file:line`). Ids may repeat: records are told apart by their position, never by id.")
+    id: Id | None = Field(None, description="Reported back with the outcome, exactly as written; defaults to the case "
+                          "name, else to the file's name without its suffix (in a list `name[i]`; on a JSONL line "
+                          "`name:line`, `stdin:line` on standard input). Ids may repeat: records are told apart by "
+                          "their position, never by id.")
     date: Date = Field(description="Date of service, `YYYY-MM-DD`; a real calendar day.")
     payer: str = Field("cpt", description="Payer profile (see kb/reference/profiles.lp).")
     diagnoses: Diagnoses = Field(default_factory=list, description="ICD-10-CM codes, e.g. `[M79.12]`.")
@@ -355,8 +363,6 @@ class Case(Strict):
     def _plain_text(cls, value: Any) -> str:
         return _text(value, limit=4000)
 
-
-CASE_KEYS = frozenset(Case.model_fields)
 
 
 def is_case(doc: object) -> bool:

@@ -36,6 +36,12 @@ def escape(text: str) -> str:
     return "".join(out)
 
 
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """Escaped, and cut at `limit` characters (marked with an ellipsis): for text printed
+    unquoted, such as a key of the input in a field path, or a file name."""
+    return escape(text[:limit]) + ("…" if len(text) > limit else "")
+
+
 def quote(value: object, limit: int = EXCERPT) -> str:
     """A short, escaped excerpt of a user value, quoted: 'right trap…' or a description of
     a structure (never the structure itself: an expanded YAML alias can be enormous)."""

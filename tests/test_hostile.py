@@ -63,7 +63,17 @@ def test_impossible_dates_in_yaml(tmp_path: Path, date: str, why: str) -> None:
      "procedures[0].trigger_points: must be a whole number from 1 to 1000, not a number of 5000 characters"),
     ("big.json", '{"date": "2025-01-01", "procedures": [], "billed": [{"code": "20552", "units": ' + "9" * 5000 + "}]}",
      "billed[0].units: must be a whole number from 1 to 999, not a number of 5000 characters"),
-    ("deep.yaml", "[" * 100000 + "]" * 100000, "broken YAML: brackets nested more than 64 deep"),
+    ("deep.yaml", "[" * 100000 + "]" * 100000, "broken YAML: nested more than 1,000 deep"),
+    # libyaml recurses in C: these crashed the process (a segmentation fault) before.
+    ("deep-block.yaml", "- " * 30000 + "x\n", "broken YAML: nested more than 1,000 deep"),
+    ("deep-comment.yaml", "# " + "]" * 30000 + "[" * 30000 + "\n" + "- " * 30000 + "x\n",
+     "broken YAML: nested more than 1,000 deep"),
+    # Deeper than libyaml is given, within what the Python parser reads.
+    ("deep-some.yaml", "- " * 240 + "x\n", "deep-some.yaml:1: [0]: must be an encounter or a case (a mapping), not a list"),
+    ("dup.json", '{"date": "2025-01-01", "procedures": [{"muscle": "x", "injectate": []}], "procedures": []}',
+     "broken JSON: the key 'procedures' is written twice in one object"),
+    ("forged-key.json", '{"date": "2025-01-01", "procedures": [], "x\\nerror: forged": 1}',
+     "x\\x0aerror: forged: unknown key"),
     ("deep.json", "[" * 100000 + "]" * 100000, "broken JSON: nested too deeply"),
     ("surrogate.json", '{"date": "2025-01-01", "procedures": [{"muscle": "trap\\ud800ezius", "injectate": []}]}',
      "procedures[0].muscle: contains the control or invalid character U+D800"),
@@ -71,7 +81,7 @@ def test_impossible_dates_in_yaml(tmp_path: Path, date: str, why: str) -> None:
      "procedures[0].muscle: contains the control or invalid character U+0000"),
     ("nul-id.json", '{"id": "g\\u0000x", "date": "2025-01-01", "procedures": []}',
      "id: contains the control or invalid character U+0000"),
-    ("bomb.yaml", BOMB, "once its YAML aliases are expanded"),
+    ("bomb.yaml", BOMB, "its YAML aliases expand to more than 100,000 further values"),
     ("fullwidth.yaml", "date: 2025-01-01\nprocedures: []\nbilled:\n  - code: \"２0553\"\n",
      "billed[0].code: '２0553' is not a CPT or HCPCS code"),
     ("icd.yaml", "date: 2025-01-01\ndiagnoses: [M７9.12]\nprocedures: []\n",
@@ -161,3 +171,64 @@ def test_facts_never_print_a_live_line_from_an_id(tmp_path: Path) -> None:
     proc = tpkb("facts", str(path))
     assert proc.returncode == 0
     assert next(ln for ln in proc.stdout.decode().splitlines() if not ln.startswith("%")) == "encounter(1)."
+
+
+def test_brackets_inside_quoted_text_do_not_refuse_a_yaml_file(tmp_path: Path) -> None:
+    # More brackets than libyaml is given, all inside a string: the Python parser reads it.
+    path = with_good(tmp_path, "brackets.yaml", f"id: '{'[' * 70}'\ndate: 2025-06-02\nprocedures: []\n")
+    proc = tpkb("code", str(path), "--format", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["id"] for x in proc.stdout.decode().splitlines()] == ["[" * 70]
+
+
+def test_only_what_aliases_add_counts_against_the_alias_limit() -> None:
+    from bridge.load import MAX_VALUES, _alias_growth
+
+    written = [{"muscle": f"m{i}", "injectate": ["lidocaine"]} for i in range(MAX_VALUES)]  # 400,000 values
+    assert _alias_growth(written) == 0
+    shared = ["x"] * 10
+    assert _alias_growth([shared, shared, shared]) == 2 * 11
+    looped: list = []
+    looped.append(looped)
+    assert _alias_growth(looped) > MAX_VALUES
+
+
+def test_an_overlong_jsonl_line_is_one_error_record_and_the_next_is_coded() -> None:
+    from bridge.load import MAX_LINE
+
+    long_line = b'{"id": "' + b"x" * (MAX_LINE + 10) + b'"}'
+    good = json.dumps(GOOD).encode()
+    proc = tpkb("code", "-", "--format", "jsonl", stdin=good + b"\n" + long_line + b"\n" + good + b"\n")
+    records = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert [(r.get("line"), r.get("id")) for r in records] == [(None, "good"), (2, None), (None, "good")]
+    assert "longer than 1,000,000 bytes" in records[1]["errors"][0]
+    assert proc.returncode == 2
+
+
+def test_problems_of_one_record_are_capped() -> None:
+    line = json.dumps({**GOOD, **{f"k{i}": i for i in range(500)}})
+    proc = tpkb("code", "-", "--format", "jsonl", stdin=line.encode() + b"\n")
+    errors = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(errors) == 21
+    assert errors[-1].endswith("and 480 more problems not listed")
+
+
+@pytest.mark.parametrize("written", [" a  b ", "\u00a0x", "12"])
+def test_an_id_is_reported_back_exactly_as_written(written: str) -> None:
+    proc = tpkb("code", "-", "--format", "jsonl", stdin=json.dumps({**GOOD, "id": written}).encode())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["id"] == written
+
+
+def test_an_id_that_is_not_text_or_a_whole_number_is_refused() -> None:
+    proc = tpkb("code", "-", "--format", "jsonl", stdin=json.dumps({**GOOD, "id": 1.5}).encode())
+    assert proc.returncode == 2
+    assert "id: must be text or a whole number, not the number 1.5" in proc.stderr.decode()
+
+
+def test_a_file_name_cannot_forge_an_output_line(tmp_path: Path) -> None:
+    bad = tmp_path / "a\nerror: forged.yaml"
+    bad.write_text("date: 2025-13-01\nprocedures: []\n")
+    proc = tpkb("code", str(tmp_path), "--format", "jsonl")
+    errors = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(errors) == 1 and "a\\x0aerror: forged.yaml:1: date:" in errors[0]
