@@ -166,10 +166,14 @@ class OutcomeReader:
             rule = firing.rule
             name = rule.head.name
             if name == "finding":
+                # One finding per id and subject; where several firings say it, the one
+                # whose message sorts first, whatever the answer set's order.
                 head = firing.head()
                 key = (head[2], show(head[3], "raw"))
-                if key not in findings:
-                    findings[key] = self.finding(head, rule, firing.values)
+                found = self.finding(head, rule, firing.values)
+                kept = findings.get(key)
+                if kept is None or (found.message, found.rule) < (kept.message, kept.rule):
+                    findings[key] = found
             elif name == "reason":
                 head = firing.head()
                 message = render_label(rule, firing.values)

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from bridge import engine
-from bridge.api import solve_batch, strings_in_play
+from bridge.api import batch_input, solve_batch, strings_in_play
 from bridge.engine import SolveError
 from bridge.facts import batch_facts
 from bridge.kb import KB
 from bridge.load import read_paths
 from bridge.model import Encounter
+from bridge.outcome import Answer
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {"line", "line_modifier", "finding", "verdict", "reject_reason"}
@@ -59,6 +60,13 @@ def test_message_mode_outcomes_equal_full_mode_outcomes(kb: KB, library) -> None
         expected = full.outcome(key, enc)
         expected.fired = None
         assert messages.outcome(key, enc) == expected, enc.id
+
+
+def test_outcomes_do_not_depend_on_the_order_of_the_answer_set(kb: KB, library) -> None:
+    shown = engine.solve(kb.program("messages"), *batch_input(kb, library))
+    forward, backward = Answer.of(kb, shown, "messages"), Answer.of(kb, shown[::-1], "messages")
+    for key, enc in enumerate(library, start=1):
+        assert forward.outcome(key, enc) == backward.outcome(key, enc), enc.id
 
 
 def test_every_billed_line_has_a_verdict_and_every_rejection_a_reason(kb: KB, library) -> None:
