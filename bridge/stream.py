@@ -7,14 +7,12 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
 
 from . import engine
 from .api import batch_input, explain, load_kb, paused_gc
@@ -109,9 +107,9 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
     """Code records in batches (each one solve) and yield each coded, in input order.
 
     With jobs > 1 and more than one batch, this process and jobs - 1 worker processes
-    (started with 'spawn': each loads the KB from its cache) take the next batch whenever
-    they are free, so no core waits for another. With one job, batches go through a
-    pipeline in this process (see _pipelined)."""
+    (started with 'spawn': each loads the KB from its cache) share the batches, so no core
+    waits for another (see _Shared). With one job, batches go through a pipeline in this
+    process (see _pipelined)."""
     batches = _paused(_batches(items, batch_size))
     first = next(batches, None)
     if first is None:
@@ -125,9 +123,18 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
         return
     import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs - 1, initializer=_start_worker, initargs=(str(kb.root), options)) as pool:
-        yield from _Shared(kb, options, pool, enumerate(_chain([first, second], batches))).run(jobs - 1)
+    pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(str(kb.root), options))
+    try:
+        yield from _Shared(kb, options, pool, jobs - 1, _chain([first, second], batches)).run()
+    except BaseException:  # an error, or the reader stopped early: stop busy workers now
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    finally:
+        # Wait for the workers to end: a worker left behind would hold this process's
+        # output open after it ends.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------- one process
@@ -195,70 +202,72 @@ def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
 
 
 class _Shared:
-    """Batches shared between this process and the workers: whoever is free takes the next
-    one (workers through a completion callback, this process between its own batches);
-    results are handed on in input order."""
+    """Batches shared between this process and the workers. Each worker has up to two
+    batches queued, so it never waits while this process codes one of its own; at most
+    `AHEAD` batches per process are taken before they are handed on, in input order, so a
+    slow reader of the output holds memory for a few batches, not the whole input."""
 
-    def __init__(self, kb: KB, options: Options, pool: Any, batches: Iterator[tuple[int, list]]):
-        self.kb, self.options, self.pool, self.batches = kb, options, pool, batches
-        self.lock = threading.Lock()
-        self.results: dict[int, Any] = {}  # batch number -> coded records, or a worker's pending result
-        self.taken = 0
-        self.count: int | None = None  # the number of batches, once the input is exhausted
+    AHEAD = 4
 
-    def take(self) -> tuple[int, list] | None:
-        with self.lock:
-            item = next(self.batches, None)
-            if item is None:
-                if self.count is None:
-                    self.count = self.taken
-            else:
-                self.taken += 1
-            return item
+    def __init__(self, kb: KB, options: Options, pool: ProcessPoolExecutor, workers: int,
+                 batches: Iterator[list[Record | Pending]]):
+        self.kb, self.options, self.pool, self.workers, self.batches = kb, options, pool, workers, batches
+        self.results: dict[int, Future | list[Coded]] = {}  # batch number -> a worker's or ours
+        self.taken = self.emitted = 0
+        self.exhausted = False
 
-    def send(self, _previous: object = None) -> None:
-        """Give the next batch to a worker (called again whenever it finishes one)."""
-        item = self.take()
-        if item is not None:
-            number, batch = item
-            pending = self.pool.apply_async(_work, (batch,), callback=self.send, error_callback=self.send)
-            with self.lock:
-                self.results[number] = pending
+    def take(self) -> list[Record | Pending] | None:
+        if self.exhausted or self.taken - self.emitted >= self.AHEAD * (self.workers + 1):
+            return None
+        batch = next(self.batches, None)
+        if batch is None:
+            self.exhausted = True
+        return batch
 
-    def run(self, workers: int) -> Iterator[Coded]:
-        for _ in range(workers):
-            self.send()
-        emitted = 0
+    def run(self) -> Iterator[Coded]:
         while True:
-            item = self.take()
-            if item is not None:
-                number, batch = item
-                coded = code_records(self.kb, batch, self.options)
-                with self.lock:
-                    self.results[number] = coded
-            while True:  # hand on what is ready, in order
-                with self.lock:
-                    if self.count is not None and emitted >= self.count:
-                        return
-                    result = self.results.get(emitted)
-                ready = result is not None and (isinstance(result, list) or result.ready())
-                if not ready and item is not None:
-                    break  # code another batch meanwhile
-                if not ready:
-                    time.sleep(0.002) if result is None else result.wait()
-                    continue
-                yield from result if isinstance(result, list) else _done(result)
-                with self.lock:
-                    del self.results[emitted]
-                emitted += 1
+            self.feed()
+            while self.emitted in self.results and _ready(self.results[self.emitted]):  # hand on, in order
+                yield from _coded(self.results.pop(self.emitted))
+                self.emitted += 1
+            if self.exhausted and self.emitted == self.taken:
+                return
+            self.feed()
+            batch = self.take()  # code one here meanwhile
+            if batch is not None:
+                self.results[self.taken] = code_records(self.kb, batch, self.options)
+                self.taken += 1
+            else:  # nothing to code here: wait for a worker to finish one
+                wait([r for r in self.results.values() if isinstance(r, Future) and not r.done()],
+                     return_when=FIRST_COMPLETED)
+
+    def feed(self) -> None:
+        """Queue batches for the workers, up to two each."""
+        queued = sum(1 for r in self.results.values() if isinstance(r, Future) and not r.done())
+        while queued < 2 * self.workers:
+            batch = self.take()
+            if batch is None:
+                return
+            self.results[self.taken] = self.pool.submit(_work, batch)
+            self.taken += 1
+            queued += 1
 
 
-def _done(future: Any) -> list[Coded]:
-    """A batch's coded records, as a worker handed them back."""
-    result = future.get()
-    if isinstance(result, Exception):
-        raise result
-    return result
+def _ready(result: Future | list[Coded]) -> bool:
+    return isinstance(result, list) or result.done()
+
+
+def _coded(result: Future | list[Coded]) -> list[Coded]:
+    """A batch's coded records: ours, or as a worker handed them back."""
+    if isinstance(result, list):
+        return result
+    try:
+        coded = result.result()
+    except BrokenProcessPool:
+        raise RuntimeError("a worker process stopped before it finished its batch (out of memory?)") from None
+    if isinstance(coded, Exception):
+        raise coded
+    return coded
 
 
 def _paused(batches: Iterator[list[Record | Pending]]) -> Iterator[list[Record | Pending]]:
