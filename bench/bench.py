@@ -1,7 +1,7 @@
 """Benchmark: tpkb against raw clingo on the same facts, every figure a ratio measured in
 one run, the commands interleaved so that all see the same machine load.
 
-    python bench/bench.py [--n 10000] [--explain-n 1000] [--repeat 5] [--seed 2026]
+    python bench/bench.py [--n 10000] [--explain-n 1000] [--repeat 7] [--seed 2026]
 
 What is timed (each a whole process, as a user runs it):
 1. one encounter (examples/encounter.yaml): `tpkb explain` and `tpkb code`, against the
@@ -88,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--explain-n", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 

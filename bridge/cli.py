@@ -115,7 +115,7 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
 @click.option("--batch-size", type=click.IntRange(1), default=None, show_default="1000, or 500 with --explain",
               help="Encounters grounded and solved together in one program. With --explain every rule is "
               "instrumented and a batch weighs several times more, so its default batch is smaller.")
-@click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores",
+@click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores, at most 8",
               help="Processes coding batches at once: this one and worker processes. With 1, this "
                    "process grounds a batch while it reads the next and renders the one before.")
 @click.pass_obj

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .model import BilledLine, Case, Encounter, Expect, ExpectedBilled, ExpectedLine, Guidance, Procedure
+from .model import MAX_ITEMS, BilledLine, Case, Encounter, Expect, ExpectedBilled, ExpectedLine, Guidance, Procedure
 
 SCHEMA_ID = "tpkb-case-format-1"
 # The models in the order cases/README.md presents them, with the name of each table.
@@ -27,6 +27,11 @@ def json_schema(profiles: list[str]) -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
+    for definition in defs.values():  # every list is read up to MAX_ITEMS items (bridge/model.py)
+        for prop in definition.get("properties", {}).values():
+            for variant in [prop, *prop.get("anyOf", ())]:
+                if variant.get("type") == "array":
+                    variant["maxItems"] = MAX_ITEMS
     payer = defs["Encounter"]["properties"]["payer"]
     payer["enum"] = sorted(profiles)
     payer.pop("type", None)
@@ -49,7 +54,8 @@ def markdown() -> str:
     """One table per model: key, required or the default, meaning."""
     out = []
     for title, model in TABLES:
-        out.append(f"**{title}** ({(model.__doc__ or '').strip().splitlines()[0]})")
+        doc = " ".join((model.__doc__ or "").split())
+        out.append(f"**{title}** ({doc})")
         out.append("")
         out.append("| key | required | meaning |")
         out.append("|---|---|---|")
