@@ -7,8 +7,9 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -202,55 +203,83 @@ def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
 
 
 class _Shared:
-    """Batches shared between this process and the workers. Each worker has up to two
-    batches queued, so it never waits while this process codes one of its own; at most
-    `AHEAD` batches per process are taken before they are handed on, in input order, so a
-    slow reader of the output holds memory for a few batches, not the whole input."""
+    """Batches shared between this process and the workers: a worker takes the next batch
+    the moment it finishes one (in a completion callback), this process between its own.
+    At most AHEAD batches per process are taken before they are handed on, in input order,
+    so a slow reader of the output holds a few batches, not the whole input."""
 
     AHEAD = 4
 
     def __init__(self, kb: KB, options: Options, pool: ProcessPoolExecutor, workers: int,
                  batches: Iterator[list[Record | Pending]]):
         self.kb, self.options, self.pool, self.workers, self.batches = kb, options, pool, workers, batches
+        self.lock = threading.Lock()  # what follows is shared with the callbacks
         self.results: dict[int, Future | list[Coded]] = {}  # batch number -> a worker's or ours
         self.taken = self.emitted = 0
         self.exhausted = False
+        self.idle = 0  # workers that found nothing to take (AHEAD reached)
+        self.failure: BaseException | None = None  # raised reading the input in a callback
 
-    def take(self) -> list[Record | Pending] | None:
+    def take(self) -> tuple[int, list[Record | Pending]] | None:
+        """The next batch and its number; None at the end of the input, or AHEAD reached.
+        The caller holds the lock."""
         if self.exhausted or self.taken - self.emitted >= self.AHEAD * (self.workers + 1):
             return None
-        batch = next(self.batches, None)
+        try:
+            batch = next(self.batches, None)
+        except BaseException as exc:  # noqa: BLE001 - raised again in run(), not in a callback
+            self.failure, batch = exc, None
         if batch is None:
             self.exhausted = True
-        return batch
+            return None
+        self.taken += 1
+        return self.taken - 1, batch
+
+    def send(self, finished: Future | None = None) -> None:
+        """A worker is free: give it the next batch."""
+        if finished is not None and (finished.cancelled() or finished.exception() is not None):
+            return  # the pool is broken or shutting down; run() reports why
+        with self.lock:
+            item = self.take()
+            if item is None:
+                self.idle += 1
+                return
+            try:
+                future = self.pool.submit(_work, item[1])
+            except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down meanwhile
+                future = Future()
+                future.set_exception(exc)
+            self.results[item[0]] = future
+        future.add_done_callback(self.send)
 
     def run(self) -> Iterator[Coded]:
+        self.idle = self.workers
         while True:
-            self.feed()
-            while self.emitted in self.results and _ready(self.results[self.emitted]):  # hand on, in order
-                yield from _coded(self.results.pop(self.emitted))
-                self.emitted += 1
-            if self.exhausted and self.emitted == self.taken:
-                return
-            self.feed()
-            batch = self.take()  # code one here meanwhile
-            if batch is not None:
-                self.results[self.taken] = code_records(self.kb, batch, self.options)
-                self.taken += 1
-            else:  # nothing to code here: wait for a worker to finish one
-                wait([r for r in self.results.values() if isinstance(r, Future) and not r.done()],
-                     return_when=FIRST_COMPLETED)
-
-    def feed(self) -> None:
-        """Queue batches for the workers, up to two each."""
-        queued = sum(1 for r in self.results.values() if isinstance(r, Future) and not r.done())
-        while queued < 2 * self.workers:
-            batch = self.take()
-            if batch is None:
-                return
-            self.results[self.taken] = self.pool.submit(_work, batch)
-            self.taken += 1
-            queued += 1
+            with self.lock:
+                if self.failure is not None:
+                    raise self.failure
+                free, self.idle = self.idle, 0
+            for _ in range(free):
+                self.send()
+            while True:  # hand on what is ready, in order
+                with self.lock:
+                    result = self.results.get(self.emitted)
+                if result is None or not _ready(result):
+                    break
+                yield from _coded(result)
+                with self.lock:
+                    del self.results[self.emitted]
+                    self.emitted += 1
+            with self.lock:
+                if self.exhausted and self.emitted == self.taken and self.failure is None:
+                    return
+                item = self.take()
+            if item is not None:  # code one here meanwhile
+                coded = code_records(self.kb, item[1], self.options)
+                with self.lock:
+                    self.results[item[0]] = coded
+            elif isinstance(result, Future):  # nothing to code here: wait for the next in order
+                wait([result])
 
 
 def _ready(result: Future | list[Coded]) -> bool:
