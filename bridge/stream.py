@@ -124,12 +124,13 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
         return
     import multiprocessing
 
+    others = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(str(kb.root), options))
     try:
         yield from _Shared(kb, options, pool, jobs - 1, _chain([first, second], batches)).run()
-    except BaseException:  # an error, or the reader stopped early: stop busy workers now
-        for child in multiprocessing.active_children():
+    except BaseException:  # an error, or the reader stopped early: stop our busy workers now
+        for child in set(multiprocessing.active_children()) - others:
             child.terminate()
         raise
     finally:
