@@ -13,31 +13,12 @@ same id, or an id holding any text at all, cannot mix.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .model import BilledLine, Encounter, Guidance, Procedure
+from .reading import Vocabulary, normalise
 from .terms import Atom, Const
-
-_SPACE = re.compile(r"[\s,]+")
-_SPLIT_WORDS = 3  # the longest side phrase ("left and right") has three words
-
-
-def normalise(text: str) -> str:
-    """Lower case, commas as spaces, single spaces: how the lexicon writes its names."""
-    return _SPACE.sub(" ", text.lower()).strip()
-
-
-def splits(text: str, side_words: Collection[str]) -> Iterator[tuple[str, str]]:
-    """(side word, rest) readings of a text: up to three words off the front or the back.
-    Only readings whose word is one of the KB's side words are written; the KB decides."""
-    words = text.split(" ")
-    for k in range(1, min(_SPLIT_WORDS, len(words) - 1) + 1):
-        for word, rest in ((" ".join(words[:k]), " ".join(words[k:])),
-                           (" ".join(words[-k:]), " ".join(words[:-k]))):
-            if word in side_words:
-                yield word, rest
 
 
 def date_number(d: object) -> int:
@@ -66,22 +47,27 @@ def _one(*values: object) -> list[tuple]:
 
 
 INPUTS: tuple[Input, ...] = (
-    Input("encounter", 1, Encounter, (), lambda e, w: _one()),
-    Input("date", 2, Encounter, ("date",), lambda e, w: _one(date_number(e.date))),
-    Input("payer", 2, Encounter, ("payer",), lambda e, w: _one(e.payer)),
-    Input("diagnosis", 2, Encounter, ("diagnoses",), lambda e, w: [(d,) for d in e.diagnoses]),
+    Input("encounter", 1, Encounter, (), lambda e, v: _one()),
+    Input("date", 2, Encounter, ("date",), lambda e, v: _one(date_number(e.date))),
+    Input("payer", 2, Encounter, ("payer",), lambda e, v: _one(e.payer)),
+    Input("diagnosis", 2, Encounter, ("diagnoses",), lambda e, v: [(d,) for d in e.diagnoses]),
     # procedure P (1, 2, ...) of the encounter
-    Input("procedure", 3, Procedure, ("muscle",), lambda p, w: _one(normalise(p.muscle))),
-    Input("procedure_split", 4, Procedure, ("muscle",), lambda p, w: list(splits(normalise(p.muscle), w))),
-    Input("side", 3, Procedure, ("side",), lambda p, w: _one(Const(p.side)) if p.side else []),
-    Input("injectate", 3, Procedure, ("injectate",), lambda p, w: [(s,) for s in p.injectate]),
+    Input("procedure", 3, Procedure, ("muscle",), lambda p, v: _one(normalise(p.muscle))),
+    # the muscle text as the reader splits it (bridge/reading.py): mention I of procedure P
+    Input("mention", 4, Procedure, ("muscle",),
+          lambda p, v: [(i, m.term) for i, m in enumerate(v.read(p.muscle).mentions, start=1)]),
+    Input("mention_side", 4, Procedure, ("muscle",),
+          lambda p, v: [(i, w) for i, m in enumerate(v.read(p.muscle).mentions, start=1) for w in m.sides]),
+    Input("unread", 3, Procedure, ("muscle",), lambda p, v: [(t,) for t in v.read(p.muscle).unread]),
+    Input("side", 3, Procedure, ("side",), lambda p, v: _one(Const(p.side)) if p.side else []),
+    Input("injectate", 3, Procedure, ("injectate",), lambda p, v: [(s,) for s in p.injectate]),
     # guidance entry G
-    Input("guidance", 3, Guidance, ("modality",), lambda g, w: _one(Const(g.modality))),
-    Input("guidance_necessity", 3, Guidance, ("necessity",), lambda g, w: _one(g.necessity) if g.necessity else []),
-    Input("guidance_images", 2, Guidance, ("images_recorded",), lambda g, w: _one() if g.images_recorded else []),
+    Input("guidance", 3, Guidance, ("modality",), lambda g, v: _one(Const(g.modality))),
+    Input("guidance_necessity", 3, Guidance, ("necessity",), lambda g, v: _one(g.necessity) if g.necessity else []),
+    Input("guidance_images", 2, Guidance, ("images_recorded",), lambda g, v: _one() if g.images_recorded else []),
     # billed line B
-    Input("billed", 4, BilledLine, ("code", "units"), lambda b, w: _one(b.code, b.units)),
-    Input("billed_modifier", 3, BilledLine, ("modifiers",), lambda b, w: [(m,) for m in b.modifiers]),
+    Input("billed", 4, BilledLine, ("code", "units"), lambda b, v: _one(b.code, b.units)),
+    Input("billed_modifier", 3, BilledLine, ("modifiers",), lambda b, v: [(m,) for m in b.modifiers]),
 )
 
 #: Fields that are not given to the KB, and why.
@@ -100,26 +86,26 @@ _ITEMS: tuple[tuple[Callable[[Encounter], list], tuple[tuple[str, Callable], ...
 _TOP = tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is Encounter)
 
 
-def encounter_facts(key: int, enc: Encounter, side_words: Collection[str]) -> list[Atom]:
+def encounter_facts(key: int, enc: Encounter, vocabulary: Vocabulary) -> list[Atom]:
     """The input facts of one encounter, its key first."""
     out: list[Atom] = []
     add = out.append
     for predicate, rows in _TOP:
-        for row in rows(enc, side_words):
+        for row in rows(enc, vocabulary):
             add((predicate, key, *row))
     for items, entries in _ITEMS:
         for position, item in enumerate(items(enc), start=1):
             for predicate, rows in entries:
-                for row in rows(item, side_words):
+                for row in rows(item, vocabulary):
                     add((predicate, key, position, *row))
     return out
 
 
-def batch_facts(encounters: Iterable[Encounter], side_words: Collection[str]) -> list[Atom]:
+def batch_facts(encounters: Iterable[Encounter], vocabulary: Vocabulary) -> list[Atom]:
     """Facts of a batch; the encounter at position i (from 1) has key i."""
     out: list[Atom] = []
     for key, enc in enumerate(encounters, start=1):
-        out.extend(encounter_facts(key, enc, side_words))
+        out.extend(encounter_facts(key, enc, vocabulary))
     return out
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import engine
 from .engine import KBError, Program, Statement
+from .reading import Vocabulary
 from .rules import (
     Doc,
     Note,
@@ -46,6 +47,8 @@ from .tables import Signature, Table, Tables
 from .terms import Atom, Pat, Var, strings
 
 FIRED = "_tpkb_fired"
+# The lexicon tables whose first column is a term the reader of documentation recognises.
+TERM_TABLES = ("muscle_name", "muscle_part_name", "group_name", "region_term", "ambiguous_term")
 MESSAGE_HEADS = {("finding", 3), ("reason", 4)}  # their labels are messages of an outcome
 MESSAGE_HIDDEN = {("finding", 3), ("reject_reason", 4)}  # carried by the firings in "messages" mode
 MODES = ("plain", "messages", "full")
@@ -86,14 +89,17 @@ class KB:
     def profiles(self) -> list[str]:
         return sorted(row[1] for row in self.table_rows("profile"))
 
-    def side_words(self) -> frozenset[str]:
-        if "side_words" not in self._memo:
-            self._memo["side_words"] = frozenset(row[1] for row in self.table_rows("side_word"))
-        return self._memo["side_words"]
+    def vocabulary(self) -> Vocabulary:
+        """What the reader of documentation text recognises: the lexicon's terms and side
+        words (kb/reference/muscles.lp)."""
+        if "vocabulary" not in self._memo:
+            terms = [row[1] for name in TERM_TABLES for row in self.table_rows(name)]
+            self._memo["vocabulary"] = Vocabulary(terms, [row[1] for row in self.table_rows("side_word")])
+        return self._memo["vocabulary"]
 
     def suggest(self, text: str) -> list[str]:
-        """The lexicon names nearest to an unmatched muscle text."""
-        import difflib
+        """The lexicon names nearest to a text no term matched (rapidfuzz's weighted ratio)."""
+        from rapidfuzz import fuzz, process
 
         cache = self._memo.setdefault("suggest", {})
         if text not in cache:
@@ -102,7 +108,8 @@ class KB:
                 names = self._memo["names"] = sorted({row[1] for name in ("muscle_name", "muscle_part_name",
                                                                           "group_name")
                                                       for row in self.table_rows(name)})
-            cache[text] = difflib.get_close_matches(text, names, n=3, cutoff=0.6)
+            found = process.extract(text, names, scorer=fuzz.WRatio, limit=3, score_cutoff=80)
+            cache[text] = [name for name, _score, _index in found]
         return cache[text]
 
     def _lookup(self, table: str) -> dict[str, str]:

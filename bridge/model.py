@@ -237,10 +237,13 @@ class Strict(BaseModel):
 class Procedure(Strict):
     """One needle procedure of the session: a muscle and what was injected into it."""
 
-    muscle: Text = Field(description="The muscle as documented: lexicon name, synonym, abbreviation, part "
-                         "(\"upper trap\"), group (\"rhomboids\") or region term (\"paraspinals\"). Case and extra "
-                         "spaces are ignored; commas read as spaces. A side word may stand before or after it "
-                         "(\"rt upper trap\", \"lev scap L\", \"b/l SCM\", \"R and L trapezius\").")
+    muscle: Text = Field(description="The muscle text as documented: one muscle or several, each a lexicon name, "
+                         "synonym, abbreviation, part (\"upper trap\"), group (\"rhomboids\") or region term "
+                         "(\"paraspinals\"), with side words before or after (\"rt upper trap\", \"lev scap L\", "
+                         "\"R levator scapulae, L trapezius\", \"bilateral splenius capitis and cervicis\", "
+                         "\"R/L SCM\"). Case, Unicode forms, punctuation, plurals, parentheses (\"trapezius (upper)\") "
+                         "and levels (\"L3-L5\") are read as a coder reads them (bridge/reading.py); text left "
+                         "over is a finding. The procedure's other fields apply to every muscle it names.")
     side: Side | None = Field(None, description="`left`, `right` or `bilateral` (= right plus left); may instead "
                               "be written in `muscle`.")
     trigger_points: TriggerPoints = Field(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import KBError
-from .facts import normalise
 from .kb import FIRED, KB
 from .model import Encounter
 from .rules import PLACEHOLDER as _PLACEHOLDER
@@ -221,8 +220,9 @@ class OutcomeReader:
         fid = head[2].name
         subject = head[3]
         message = render_label(rule, values) if rule else fid
-        if fid == "muscle_unmatched" and isinstance(subject, int) and 0 < subject <= len(self.enc.procedures):
-            near = self.kb.suggest(normalise(self.enc.procedures[subject - 1].muscle))
+        if fid == "muscle_unmatched" and isinstance(subject, tuple) and len(subject) == 2 \
+                and isinstance(subject[1], str):
+            near = self.kb.suggest(subject[1])  # the piece of text nothing read
             if near:
                 message += ". Did you mean: " + ", ".join(near) + "?"
         return Finding(fid, self.kb.severities().get(fid, "warning"), show(subject, "raw"), message,

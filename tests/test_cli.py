@@ -89,9 +89,10 @@ def test_asp_in_a_muscle_name_changes_nothing(code_one):
     out = code_one(procedures=[{"muscle": HOSTILE, "side": "left", "injectate": ["x"]},
                                {"muscle": "levator scapulae", "side": "left", "injectate": ["x\"). #false."]}])
     assert [ln.code for ln in out.lines] == ["20552"]
-    unmatched = [f for f in out.findings if f.id == "muscle_unmatched"]
-    # The text is read as text (normalised: lower case, commas as spaces), nothing more.
-    assert len(unmatched) == 1 and 'line(e "20553" 1) :- encounter(e). %' in unmatched[0].message
+    unmatched = sorted(f.message for f in out.findings if f.id == "muscle_unmatched")
+    # The text is read as text: "trapezius", and the words left over, each a finding.
+    assert len(unmatched) == 2
+    assert '"encounter e"' in unmatched[0] and '"line e"' in unmatched[1]
 
 
 def test_facts_quote_user_text(tmp_path):
@@ -100,7 +101,7 @@ def test_facts_quote_user_text(tmp_path):
                                 "procedures": [{"muscle": HOSTILE, "injectate": []}]}))
     proc = tpkb("facts", str(path))
     assert proc.returncode == 0
-    assert 'procedure(1,1,"trapezius\\"). line(e \\"20553\\" 1) :- encounter(e). %").' in proc.stdout
+    assert 'procedure(1,1,"trapezius\\"). line(e,\\"20553\\",1) :- encounter(e). %").' in proc.stdout
     assert all(line.startswith("%") or line.endswith(").") for line in proc.stdout.splitlines())
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from helpers import encounters
 
-from bridge.facts import INPUTS, NOT_INPUTS, check_inputs, encounter_facts, normalise, splits
+from bridge.facts import INPUTS, NOT_INPUTS, check_inputs, encounter_facts
 from bridge.kb import KB
 from bridge.model import BilledLine, Encounter, Guidance, Procedure
 
@@ -27,27 +27,16 @@ def test_the_mapping_and_the_schema_agree(kb: KB) -> None:
         "kb/schema.lp: input weight/2 has no entry in bridge/facts.py INPUTS (no field fills it)"]
 
 
-def test_normalise_case_spaces_commas() -> None:
-    assert normalise("  Upper   TRAP,  Right ") == "upper trap right"
-
-
-def test_splits_only_at_side_words() -> None:
-    words = {"right", "rt", "b/l", "left and right"}
-    assert list(splits("rt upper trap", words)) == [("rt", "upper trap")]
-    assert list(splits("left and right levator scapulae", words)) == [("left and right", "levator scapulae")]
-    assert list(splits("upper trap", words)) == []
-
-
 def test_every_fact_is_an_input_predicate_with_the_key_first(kb: KB) -> None:
-    enc = encounters(kb, {"procedures": [{"muscle": "rt SCM", "side": "right", "injectate": ["a", "b"]}],
+    enc = encounters(kb, {"procedures": [{"muscle": "rt SCM and zzz", "side": "right", "injectate": ["a", "b"]}],
                           "guidance": [{"modality": "ultrasound", "necessity": "n", "images_recorded": True}],
                           "billed": [{"code": "20552", "modifiers": ["59"]}], "diagnoses": ["M79.12"]})[0]
-    facts = encounter_facts(7, enc, kb.side_words())
+    facts = encounter_facts(7, enc, kb.vocabulary())
     assert {(f[0], len(f) - 1) for f in facts} == {inp.signature for inp in INPUTS} == kb.inputs
     assert all(f[1] == 7 for f in facts)
 
 
 def test_ids_never_reach_the_solver(kb: KB) -> None:
     a, b = encounters(kb, {"id": "same", "procedures": []}, {"id": "same", "procedures": []})
-    assert encounter_facts(1, a, kb.side_words()) != encounter_facts(2, b, kb.side_words())
-    assert not any("same" in f for f in encounter_facts(1, a, kb.side_words()))
+    assert encounter_facts(1, a, kb.vocabulary()) != encounter_facts(2, b, kb.vocabulary())
+    assert not any("same" in f for f in encounter_facts(1, a, kb.vocabulary()))

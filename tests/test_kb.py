@@ -147,7 +147,8 @@ def test_an_input_without_a_field_is_refused(kb_copy: Path) -> None:
 
 def test_a_field_without_an_input_is_refused(kb_copy: Path) -> None:
     edit(kb_copy / "schema.lp", "#defined side/3.", "")
-    edit(kb_copy / "rules" / "muscles.lp", "proc_side(E, P, S) :- side(E, P, S).", "proc_side(E, P, S) :- read_split(E, P, S, S).")
+    edit(kb_copy / "rules" / "muscles.lp", "mention_side_is(E, P, I, S) :- mention(E, P, I, _), side(E, P, S).",
+         "mention_side_is(E, P, I, S) :- mention(E, P, I, _), text_side(E, P, I, S).")
     with pytest.raises(KBError, match=r"INPUTS writes side/3, which kb/schema.lp does not declare"):
         load_kb(kb_copy)
 

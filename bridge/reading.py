@@ -1,0 +1,350 @@
+"""Reading documentation text: the muscle text of a procedure, as clinicians write it,
+into the lexicon terms it mentions, the side words that govern each, and what is left.
+
+This is the one place where documentation wording is normalised and split; what a term
+or a side word means is the KB's business (kb/reference/muscles.lp, generated from
+kb/lexicon/muscles.yaml): the reader only knows which texts are terms and which are side
+words, and hands on the texts. Every form it reads has a unit test (tests/test_reading.py)
+and a case (cases/muscles/).
+
+    "R levator scapulae, L trapezius"      levator scapulae (r), trapezius (l)
+    "bilateral splenius capitis and cervicis"  splenius capitis (bilateral), splenius cervicis (bilateral)
+    "upper and middle trapezius"           upper trapezius, middle trapezius
+    "lumbar paraspinals L3-L5"             lumbar paraspinals (the level is set apart)
+    "trapezius (upper), SCM (R)"           upper trapezius, scm (r)
+
+How a side word governs (as a reader takes it): the text is a list of items joined by
+commas, "and", "&", "+", "/" or "with" (";" ends a list). A side word before the names
+of an item governs that item and the items after it that have no side word of their own,
+until the list ends; a side word after the names governs its item and the items before
+it that have none. An item that is only a side word ("right trapezius and left") repeats
+the item before it on that side. A word that is not a term and not part of one
+("upper" in "upper and middle trapezius") is read with the term of a neighbouring item
+("upper trapezius", "rhomboid major and minor": "rhomboid minor") where that makes a
+lexicon term; anything else is left over, and the KB reports it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# Words that carry no muscle and no side: the reader passes over them.
+FILLERS = frozenset({
+    "a", "an", "the", "of", "at", "on", "in", "into", "to", "muscle", "muscles", "musculus", "musc", "m", "mm",
+    "belly", "bellies", "level", "levels", "trigger", "point", "points", "tp", "tps", "tpi", "tpis", "x",
+    "injection", "injections", "injected", "inj", "needled", "needling", "dry", "side", "sides", "sided",
+    "trp", "trps", "mtrp", "mtrps", "fiber", "fibers", "fibre", "fibres", "portion", "portions", "area", "areas",
+    "region", "regions",
+})
+# Words and marks that join the items of a list; ";" ends the list.
+JOINERS = frozenset({",", "and", "&", "+", "/", "with", "plus", "also"})
+ENDS = frozenset({";"})
+
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-")
+_QUOTES = dict.fromkeys(map(ord, "\u2018\u2019\u02bc\u2032"), "'")
+_LEVEL = re.compile(r"(?<![a-z0-9])[clts][0-9]{1,2}(?:\s*(?:-|/|to|through|thru)\s*[clts]?[0-9]{1,2})*(?![a-z0-9])")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,;/&+()<>-]")
+_COUNT = re.compile(r"x?[0-9]+x?")
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width letters, ligatures, non-breaking spaces), lower case, one kind of
+    dash and apostrophe, single spaces."""
+    text = unicodedata.normalize("NFKC", text).translate(_DASHES).translate(_QUOTES).lower()
+    return " ".join(text.split())
+
+
+def tokens(text: str) -> list[str]:
+    """The words and marks of normalised text; a level ("l4-5", "c3 to c6") is one token,
+    written '#l4-5'; full stops and other marks are spaces."""
+    out: list[str] = []
+    pos = 0
+    for match in _LEVEL.finditer(text):
+        out.extend(_TOKEN.findall(text[pos:match.start()]))
+        out.append("#" + re.sub(r"\s+", "", match.group()))
+        pos = match.end()
+    out.extend(_TOKEN.findall(text[pos:]))
+    return out
+
+
+def term_key(text: str) -> tuple[str, ...]:
+    """A lexicon text as the reader matches it: its tokens, hyphens read as spaces."""
+    return tuple(t for t in tokens(normalise(text)) if t != "-")
+
+
+@dataclass
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    term: str | None = None  # the lexicon term ending here
+    side: str | None = None  # the side word ending here
+
+
+class Vocabulary:
+    """The texts the reader recognises: lexicon terms (names, parts, groups, region terms,
+    ambiguous names) and side words, each as the KB writes it, matched token by token."""
+
+    def __init__(self, terms: Iterable[str], sides: Iterable[str]):
+        self.root = _Node()
+        self.words: set[str] = set()  # every word of a term, for joining hyphenated words
+        for text in terms:
+            self._node(text).term = text
+        for text in sides:
+            self._node(text).side = text
+        self._cache: dict[str, Reading] = {}
+
+    def _node(self, text: str) -> _Node:
+        node = self.root
+        for token in term_key(text):
+            node = node.children.setdefault(token, _Node())
+            self.words.add(token)
+        return node
+
+    def read(self, text: str) -> Reading:
+        """The mentions and the left-over text of one procedure's muscle text."""
+        reading = self._cache.get(text)
+        if reading is None:
+            reading = _Reader(self, text).read()
+            if len(self._cache) < 200_000:
+                self._cache[text] = reading
+        return reading
+
+    def match(self, toks: list[str] | tuple[str, ...], i: int) -> tuple[int, _Node] | None:
+        """The longest term or side word starting at token i: (end, node)."""
+        node, best, j = self.root, None, i
+        while j < len(toks):
+            if toks[j] == "-" and j > i:  # "upper-trapezius": a hyphen inside a term is a space
+                j += 1
+                continue
+            child = None
+            for form in _forms(toks[j]):
+                child = node.children.get(form)
+                if child is not None:
+                    break
+            if child is None:
+                break
+            node, j = child, j + 1
+            if node.term is not None or node.side is not None:
+                best = (j, node)
+        return best
+
+
+def _forms(token: str) -> tuple[str, ...]:
+    """A word as written, then as its singular: "scms", "traps", "multifidi", "splenii"."""
+    if len(token) <= 3:
+        return (token,)
+    forms = [token]
+    if token.endswith("ii"):
+        forms.append(token[:-2] + "ius")
+    elif token.endswith("i"):
+        forms.append(token[:-1] + "us")
+    if token.endswith("es"):
+        forms.append(token[:-2])
+    if token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        forms.append(token[:-1])
+    return tuple(forms)
+
+
+@dataclass(frozen=True)
+class Mention:
+    term: str  # the lexicon text
+    sides: tuple[str, ...]  # the side words that govern it, as the lexicon writes them
+
+
+@dataclass(frozen=True)
+class Reading:
+    mentions: tuple[Mention, ...]
+    unread: tuple[str, ...]  # text left over, each piece as written (normalised)
+
+
+@dataclass
+class _Item:
+    """One item of a list: its terms, its side words before and after them, and the words
+    nothing read."""
+
+    terms: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (lexicon text, tokens)
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    end: bool = False  # a ";" follows: the list ends here
+    # a term that begins a longer lexicon term and is followed at once by an unknown word
+    # ("levator scapuale", "gluteus medeus"): if no neighbour explains the word, the two
+    # are one misspelt name, left over whole, rather than the short term and a stray word
+    continued: tuple[str, ...] | None = None
+    sides: list[str] = field(default_factory=list)  # resolved by govern()
+
+
+class _Reader:
+    def __init__(self, vocabulary: Vocabulary, text: str):
+        self.vocabulary = vocabulary
+        self.toks = _joined(tokens(normalise(text)), vocabulary.words)
+
+    def read(self) -> Reading:
+        items = self.items()
+        self.share_words(items)
+        for item in items:
+            if item.unknown and item.continued is not None:
+                item.terms = [t for t in item.terms if t[1] != item.continued]
+                item.unknown = [*item.continued, *item.unknown]
+        roles = _side_only_roles(items)
+        _govern(items)
+        mentions: list[Mention] = []
+        unread: list[str] = []
+        for k, item in enumerate(items):
+            if item.terms:
+                mentions.extend(Mention(term, tuple(item.sides)) for term, _ in item.terms)
+            elif k in roles:
+                role = roles[k]
+                if role == "next":  # "right & left SCM": the next item on this side too
+                    mentions.extend(Mention(term, tuple(item.sides)) for term, _ in items[k + 1].terms)
+                elif role == "again":  # "right trapezius and left": the item before, on this side too
+                    mentions.extend(Mention(term, tuple(item.sides)) for term, _ in items[k - 1].terms)
+                elif role == "none":  # a side word that governs nothing is left over
+                    unread.append(" ".join(item.before + item.after))
+            if item.unknown:
+                unread.append(" ".join(item.unknown))
+        return Reading(tuple(dict.fromkeys(mentions)), tuple(dict.fromkeys(unread)))
+
+    def items(self) -> list[_Item]:
+        """Split the tokens into items at joiners; terms and side words by longest match;
+        fillers, levels and counts set aside; any other word unknown."""
+        items, item = [], _Item()
+        toks, i = self.toks, 0
+        open_term: tuple[str, ...] | None = None  # the term just read, if a longer term begins with it
+        while i < len(toks):
+            found = self.vocabulary.match(toks, i)
+            if found is not None:
+                end, node = found
+                if node.term is not None:
+                    item.terms.append((node.term, tuple(toks[i:end])))
+                    open_term = tuple(toks[i:end]) if node.children else None
+                else:
+                    (item.after if item.terms else item.before).append(node.side or "")
+                    open_term = None
+                i = end
+                continue
+            token = toks[i]
+            if token in JOINERS or token in ENDS:
+                item.end = token in ENDS
+                items.append(item)
+                item = _Item()
+                open_term = None
+            elif not (token.startswith("#") or token in FILLERS or token in "()<>-" or _COUNT.fullmatch(token)):
+                if open_term is not None and not item.unknown:
+                    item.continued = open_term
+                item.unknown.append(token)
+                open_term = None
+            elif token not in "()":
+                open_term = None
+            i += 1
+        items.append(item)
+        return [it for it in items if it.terms or it.before or it.after or it.unknown]
+
+    def share_words(self, items: list[_Item]) -> None:
+        """Words that are no term, read with a term of their own item ("trapezius (upper)")
+        or of a neighbouring item ("upper and middle trapezius", "rhomboid major and
+        minor") where the two make a lexicon term."""
+        changed = True
+        while changed:
+            changed = False
+            for k, item in enumerate(items):
+                if not item.unknown:
+                    continue
+                own = [term for _, term in item.terms]
+                before = [items[k - 1].terms[-1][1]] if k and items[k - 1].terms else []
+                after = [items[k + 1].terms[0][1]] if k + 1 < len(items) and items[k + 1].terms else []
+                for term in own + before + after:
+                    shared = self.shared(item.unknown, term)
+                    if shared is not None:
+                        if term in own:  # the qualifier names part of the item's own term
+                            item.terms = [t for t in item.terms if t[1] != term]
+                        item.terms.append(shared)
+                        item.unknown = []
+                        changed = True
+                        break
+
+    def shared(self, words: list[str], term: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
+        """The lexicon term made of `words` and part of `term` ("upper" + "trapezius",
+        "rhomboid" + "minor"), or of `words` and the whole term ("upper" + "trapezius")."""
+        for cut in range(len(term)):
+            for candidate in (tuple(words) + term[cut:], term[:len(term) - cut] + tuple(words)):
+                found = self.vocabulary.match(candidate, 0)
+                if found is not None and found[0] == len(candidate) and found[1].term is not None \
+                        and candidate != term:
+                    return found[1].term, candidate
+        return None
+
+
+def _side_only_roles(items: list[_Item]) -> dict[int, str]:
+    """What an item that is only a side word does: governs the next item as well ("right &
+    left SCM": "next"), repeats the item before on its side ("right trapezius and left":
+    "again"), governs the items before it that have no side word ("trapezius, levator
+    scapulae, bilateral": "after"; its side word is then read as written after them), or
+    nothing ("none")."""
+    roles: dict[int, str] = {}
+    for k, item in enumerate(items):
+        if item.terms or item.unknown or not item.before:
+            continue
+        before = items[k - 1] if k and items[k - 1].terms and not items[k - 1].end else None
+        after = items[k + 1] if k + 1 < len(items) else None
+        if after is not None and after.terms and after.before and not item.end:
+            roles[k] = "next"
+        elif before is not None and (before.before or before.after):
+            roles[k] = "again"
+        elif before is not None:
+            roles[k] = "after"
+            item.before, item.after = [], item.before
+        else:
+            roles[k] = "none"
+    return roles
+
+
+def _govern(items: list[_Item]) -> None:
+    """Each item's side words: its own; else those written before the names of an earlier
+    item of the same list, and those written after the names of a later item (two
+    different ones are kept both, and the KB reports the conflict: a side is never guessed)."""
+    forward: list[list[str]] = [[] for _ in items]
+    backward: list[list[str]] = [[] for _ in items]
+    carried: list[str] = []
+    for k, item in enumerate(items):
+        if item.before or item.after:
+            carried = list(item.before)
+        else:
+            forward[k] = list(carried)
+        if item.end:
+            carried = []
+    carried = []
+    for k in reversed(range(len(items))):
+        item = items[k]
+        if item.end:
+            carried = []
+        if item.after:
+            carried = list(item.after)
+        elif item.before:
+            carried = []
+        else:
+            backward[k] = list(carried)
+    for k, item in enumerate(items):
+        item.sides = (item.before + item.after) or list(dict.fromkeys(forward[k] + backward[k]))
+
+
+def _joined(toks: list[str], words: set[str]) -> list[str]:
+    """Hyphenated words that the lexicon writes as one word are one word:
+    "sterno-cleido-mastoid" is "sternocleidomastoid"."""
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        j = i
+        while j + 2 < len(toks) and toks[j + 1] == "-" and toks[j + 2].isalpha():
+            j += 2
+        if j > i:
+            whole = "".join(toks[i:j + 1:2])
+            if whole in words:
+                out.append(whole)
+                i = j + 1
+                continue
+        out.append(toks[i])
+        i += 1
+    return out
