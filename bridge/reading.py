@@ -221,7 +221,7 @@ class _Reader:
                     item.terms.append((node.term, tuple(toks[i:end])))
                     open_term = tuple(toks[i:end]) if node.children else None
                 else:
-                    (item.after if item.terms else item.before).append(node.side or "")
+                    (item.after if item.terms or item.unknown else item.before).append(node.side or "")
                     open_term = None
                 i = end
                 continue

@@ -134,6 +134,13 @@ def test_each_side_word_governs_its_own_names(read):
         [("trapezius", ("bilateral",)), ("levator scapulae", ("bilateral",))], [])
 
 
+def test_a_side_word_after_a_parenthesised_list_governs_it(read):
+    assert read("scalenes (anterior, middle) right") == (
+        [("anterior scalene", ("right",)), ("middle scalene", ("right",))], [])
+    assert read("infraspinatus, teres minor and major, R") == (
+        [("infraspinatus", ("r",)), ("teres minor", ("r",)), ("teres major", ("r",))], [])
+
+
 def test_two_muscles_without_a_joiner(read):
     assert read("psoas major iliacus") == ([("psoas major", ()), ("iliacus", ())], [])
 
