@@ -51,27 +51,32 @@ _ICD10 = re.compile(r"[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?", re.ASCII)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _IDENT = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 _FOLD = re.compile(r"\s+")
+_FOLD_LINE = re.compile(r"[^\S\n]+")  # white space other than a line break
+_LINES = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def _fail(message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError("tpkb", message, ctx or None)
 
 
-def _text(value: Any, *, limit: int = MAX_TEXT, what: str = "text") -> str:
-    """Text from a string (or a number written bare). Tabs and line breaks fold to spaces;
-    any other control or format character, or a lone surrogate, is refused."""
+def _text(value: Any, *, limit: int = MAX_TEXT, what: str = "text", lines: bool = False) -> str:
+    """Text from a string (or a number written bare). Tabs and line breaks fold to spaces
+    (with `lines`, line breaks are kept, one between two lines of text); any other control
+    or format character, or a lone surrogate, is refused."""
     if type(value) is str and len(value) <= limit and value.isprintable() and "  " not in value \
             and value[:1] != " " and value[-1:] != " ":
         return value  # the common case, checked in C
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise _fail("must be {what}, not {kind}", what=what, kind=kind(value))
-    if isinstance(value, str):
+    if isinstance(value, str) and lines:
+        text = "\n".join(line for line in (_FOLD_LINE.sub(" ", part).strip() for part in _LINES.split(value)) if line)
+    elif isinstance(value, str):
         text = value.strip() if value.isprintable() and "  " not in value else _FOLD.sub(" ", value).strip()
     elif isinstance(value, int) and abs(value) >= 10**20:
         raise _fail("must be {what}, not {kind}", what=what, kind=kind(value))
     else:
         text = str(value)
-    bad = None if text.isprintable() else next((ch for ch in text if unprintable(ch)), None)
+    bad = None if text.isprintable() else next((ch for ch in text if unprintable(ch) and ch != "\n"), None)
     if bad is not None:
         raise _fail("contains the control or invalid character {char}; write plain text",
                     char=f"U+{ord(bad):04X}")
@@ -82,6 +87,14 @@ def _text(value: Any, *, limit: int = MAX_TEXT, what: str = "text") -> str:
 
 def text_field(value: Any) -> str:
     text = _text(value)
+    if not text:
+        raise _fail("must not be empty")
+    return text
+
+
+def lines_field(value: Any) -> str:
+    """Text whose line breaks mean something (a procedure's muscle text: a line ends a list)."""
+    text = _text(value, lines=True)
     if not text:
         raise _fail("must not be empty")
     return text
@@ -198,6 +211,8 @@ def _list_of(what: str, hint: str = ""):
 
 Text = Annotated[str, BeforeValidator(text_field),
                  WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT})]
+Lines = Annotated[str, BeforeValidator(lines_field),
+                  WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT})]
 Documented = Annotated[str | None, BeforeValidator(blank_is_absent), WithJsonSchema({"type": ["string", "null"]})]
 Id = Annotated[str, BeforeValidator(id_field), WithJsonSchema({"type": ["string", "integer"], "maxLength": MAX_ID})]
 Code = Annotated[str, BeforeValidator(code_field), WithJsonSchema(
@@ -237,13 +252,13 @@ class Strict(BaseModel):
 class Procedure(Strict):
     """One needle procedure of the session: a muscle and what was injected into it."""
 
-    muscle: Text = Field(description="The muscle text as documented: one muscle or several, each a lexicon name, "
+    muscle: Lines = Field(description="The muscle text as documented: one muscle or several, each a lexicon name, "
                          "synonym, abbreviation, part (\"upper trap\"), group (\"rhomboids\") or region term "
                          "(\"paraspinals\"), with side words before or after (\"rt upper trap\", \"lev scap L\", "
                          "\"R levator scapulae, L trapezius\", \"bilateral splenius capitis and cervicis\", "
                          "\"R/L SCM\"). Case, Unicode forms, punctuation, plurals, parentheses (\"trapezius (upper)\") "
-                         "and levels (\"L3-L5\") are read as a coder reads them (bridge/reading.py); text left "
-                         "over is a finding. The procedure's other fields apply to every muscle it names.")
+                         "and levels (\"L3-L5\") are read as a coder reads them (bridge/reading.py); a line break "
+                         "or the end of a sentence ends a list; text left over is a finding. The procedure's other fields apply to every muscle it names.")
     side: Side | None = Field(None, description="`left`, `right` or `bilateral` (= right plus left); may instead "
                               "be written in `muscle`.")
     trigger_points: TriggerPoints = Field(

@@ -37,24 +37,37 @@ FILLERS = frozenset({
     "belly", "bellies", "level", "levels", "trigger", "point", "points", "tp", "tps", "tpi", "tpis", "x",
     "injection", "injections", "injected", "inj", "needled", "needling", "dry", "side", "sides", "sided",
     "trp", "trps", "mtrp", "mtrps", "fiber", "fibers", "fibre", "fibres", "portion", "portions", "area", "areas",
-    "region", "regions",
+    "region", "regions", "insertion", "insertions", "origin", "attachment", "site", "sites", "each", "etc",
+    "as", "well", "ml", "cc",
 })
-# Words and marks that join the items of a list; ";" ends the list.
-JOINERS = frozenset({",", "and", "&", "+", "/", "with", "plus", "also"})
-ENDS = frozenset({";"})
+# Words and marks that join the items of a list; ";" ends the list, and so does the end of
+# a sentence or a line (SENTENCE, see tokens()).
+JOINERS = frozenset({",", "and", "&", "+", "/", "with", "plus", "also", "including"})
+SENTENCE = "\u00b6"
+ENDS = frozenset({";", SENTENCE})
 
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-")
 _QUOTES = dict.fromkeys(map(ord, "\u2018\u2019\u02bc\u2032"), "'")
-_LEVEL = re.compile(r"(?<![a-z0-9])[clts][0-9]{1,2}(?:\s*(?:-|/|to|through|thru)\s*[clts]?[0-9]{1,2})*(?![a-z0-9])")
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,;/&+()<>-]")
+_SIGNS = {ord("\u2265"): ">", ord("\u2264"): "<", ord(SENTENCE): " "}
+# A level or segment: "c3-c6", "l4/5", "l5-s1", "t4 to t8"; a space after the letter only
+# where a range follows ("l 4-5"), so that "L 2 TPs" stays a side and a count.
+_LEVEL = re.compile(r"(?<![a-z0-9])[clts](?:[0-9]{1,2}|\s[0-9]{1,2}(?=\s*(?:-|/|to\b|through|thru|level)))"
+                    r"(?:\s*(?:-|/|to|through|thru)\s*[clts]?[0-9]{1,2})*(?![a-z0-9])")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,;/&+()<>\u00b6-]")
 _COUNT = re.compile(r"x?[0-9]+x?")
+# The end of a sentence (a full stop, then a capital) or of a line, marked before the text
+# is put in lower case.
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])|\s*[\r\n]+\s*")
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, sentences: bool = False) -> str:
     """NFKC (full-width letters, ligatures, non-breaking spaces), lower case, one kind of
-    dash and apostrophe, single spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(_DASHES).translate(_QUOTES).lower()
-    return " ".join(text.split())
+    dash and apostrophe, single spaces. With `sentences`, the end of a sentence or a line
+    is kept as a mark of its own."""
+    text = unicodedata.normalize("NFKC", text).translate(_DASHES).translate(_QUOTES).translate(_SIGNS)
+    if sentences:
+        text = _SENTENCE_END.sub(f" {SENTENCE} ", text)
+    return " ".join(text.lower().split())
 
 
 def tokens(text: str) -> list[str]:
@@ -115,7 +128,7 @@ class Vocabulary:
         """The longest term or side word starting at token i: (end, node)."""
         node, best, j = self.root, None, i
         while j < len(toks):
-            if toks[j] == "-" and j > i:  # "upper-trapezius": a hyphen inside a term is a space
+            if toks[j] in ("-", SENTENCE) and j > i:  # "upper-trapezius", "Lev. Scap.": a space
                 j += 1
                 continue
             child = None
@@ -132,10 +145,17 @@ class Vocabulary:
 
 
 def _forms(token: str) -> tuple[str, ...]:
-    """A word as written, then as its singular: "scms", "traps", "multifidi", "splenii"."""
-    if len(token) <= 3:
+    """A word as written, then as its singular: "scms", "scm's", "qls", "traps",
+    "multifidi", "splenii"."""
+    if token.endswith("'s"):
+        return (token, token[:-2])
+    if len(token) <= 2:
         return (token,)
     forms = [token]
+    if len(token) == 3:
+        if token.endswith("s"):  # "qls", "uts"
+            forms.append(token[:-1])
+        return tuple(forms)
     if token.endswith("ii"):
         forms.append(token[:-2] + "ius")
     elif token.endswith("i"):
@@ -159,6 +179,9 @@ class Reading:
     unread: tuple[str, ...]  # text left over, each piece as written (normalised)
 
 
+Sides = tuple[str, ...]  # the side words that govern one mention together
+
+
 @dataclass
 class _Item:
     """One item of a list: its terms, its side words before and after them, and the words
@@ -168,18 +191,26 @@ class _Item:
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
-    end: bool = False  # a ";" follows: the list ends here
+    end: bool = False  # ";" or the end of a sentence follows: the list ends here
+    hard: bool = False  # the end is a ";"
     # a term that begins a longer lexicon term and is followed at once by an unknown word
     # ("levator scapuale", "gluteus medeus"): if no neighbour explains the word, the two
     # are one misspelt name, left over whole, rather than the short term and a stray word
     continued: tuple[str, ...] | None = None
-    sides: list[str] = field(default_factory=list)  # resolved by govern()
+    # Each alternative gives the item's terms one mention; two side words written as a pair
+    # ("R/L", "right and left") are two alternatives, one per side.
+    own_before: list[Sides] = field(default_factory=list)
+    own_after: list[Sides] = field(default_factory=list)
+    sides: list[Sides] = field(default_factory=list)  # resolved by _govern()
+
+    def own(self) -> bool:
+        return bool(self.own_before or self.own_after)
 
 
 class _Reader:
     def __init__(self, vocabulary: Vocabulary, text: str):
         self.vocabulary = vocabulary
-        self.toks = _joined(tokens(normalise(text)), vocabulary.words)
+        self.toks = _joined(tokens(normalise(text, sentences=True)), vocabulary.words)
 
     def read(self) -> Reading:
         items = self.items()
@@ -188,21 +219,14 @@ class _Reader:
             if item.unknown and item.continued is not None:
                 item.terms = [t for t in item.terms if t[1] != item.continued]
                 item.unknown = [*item.continued, *item.unknown]
-        roles = _side_only_roles(items)
+            item.own_before = [tuple(item.before)] if item.before else []
+            item.own_after = [tuple(item.after)] if item.after else []
+        unread = _side_only_items(items)
         _govern(items)
         mentions: list[Mention] = []
-        unread: list[str] = []
-        for k, item in enumerate(items):
-            if item.terms:
-                mentions.extend(Mention(term, tuple(item.sides)) for term, _ in item.terms)
-            elif k in roles:
-                role = roles[k]
-                if role == "next":  # "right & left SCM": the next item on this side too
-                    mentions.extend(Mention(term, tuple(item.sides)) for term, _ in items[k + 1].terms)
-                elif role == "again":  # "right trapezius and left": the item before, on this side too
-                    mentions.extend(Mention(term, tuple(item.sides)) for term, _ in items[k - 1].terms)
-                elif role == "none":  # a side word that governs nothing is left over
-                    unread.append(" ".join(item.before + item.after))
+        for item in items:
+            for term, _ in item.terms:
+                mentions.extend(Mention(term, sides) for sides in item.sides or [()])
             if item.unknown:
                 unread.append(" ".join(item.unknown))
         return Reading(tuple(dict.fromkeys(mentions)), tuple(dict.fromkeys(unread)))
@@ -210,7 +234,8 @@ class _Reader:
     def items(self) -> list[_Item]:
         """Split the tokens into items at joiners; terms and side words by longest match;
         fillers, levels and counts set aside; any other word unknown."""
-        items, item = [], _Item()
+        items: list[_Item] = []
+        item = _Item()
         toks, i = self.toks, 0
         open_term: tuple[str, ...] | None = None  # the term just read, if a longer term begins with it
         while i < len(toks):
@@ -226,8 +251,14 @@ class _Reader:
                 i = end
                 continue
             token = toks[i]
-            if token in JOINERS or token in ENDS:
-                item.end = token in ENDS
+            if token == SENTENCE and not (item.terms or item.unknown):
+                pass  # "R. Piriformis": a full stop after a side word alone ends nothing
+            elif token in JOINERS or token in ENDS:
+                if token in ENDS:
+                    last = item if (item.terms or item.before or item.after or item.unknown) else \
+                        (items[-1] if items else None)
+                    if last is not None:
+                        last.end, last.hard = True, last.hard or token == ";"
                 items.append(item)
                 item = _Item()
                 open_term = None
@@ -253,8 +284,11 @@ class _Reader:
                 if not item.unknown:
                     continue
                 own = [term for _, term in item.terms]
-                before = [items[k - 1].terms[-1][1]] if k and items[k - 1].terms else []
-                after = [items[k + 1].terms[0][1]] if k + 1 < len(items) and items[k + 1].terms else []
+                # a neighbour lends its term only to an item without one ("upper and middle
+                # trapezius"), never to one with a term of its own ("tibialis anterior,
+                # posterior calf" is not tibialis posterior)
+                before = [items[k - 1].terms[-1][1]] if k and items[k - 1].terms and not own else []
+                after = [items[k + 1].terms[0][1]] if k + 1 < len(items) and items[k + 1].terms and not own else []
                 for term in own + before + after:
                     shared = self.shared(item.unknown, term)
                     if shared is not None:
@@ -277,40 +311,49 @@ class _Reader:
         return None
 
 
-def _side_only_roles(items: list[_Item]) -> dict[int, str]:
-    """What an item that is only a side word does: governs the next item as well ("right &
-    left SCM": "next"), repeats the item before on its side ("right trapezius and left":
-    "again"), governs the items before it that have no side word ("trapezius, levator
-    scapulae, bilateral": "after"; its side word is then read as written after them), or
-    nothing ("none")."""
-    roles: dict[int, str] = {}
+def _side_only_items(items: list[_Item]) -> list[str]:
+    """What an item that is only a side word does, and the side words that govern nothing
+    (returned, to be reported as text left over):
+    - with the item after it, a pair ("R/L SCM", "right & left SCM, scalenes"): one
+      mention per side, for that item and those its side words govern;
+    - after an item with a side word of its own, a pair with that side word ("right
+      trapezius and left"; "UT, LS R/L");
+    - after items with no side word, it governs them from behind ("trapezius, levator
+      scapulae, bilateral"), even across the end of a sentence ("Glut. Med. L")."""
+    left_over: list[str] = []
     for k, item in enumerate(items):
         if item.terms or item.unknown or not item.before:
             continue
-        before = items[k - 1] if k and items[k - 1].terms and not items[k - 1].end else None
+        word = tuple(item.before)
         after = items[k + 1] if k + 1 < len(items) else None
-        if after is not None and after.terms and after.before and not item.end:
-            roles[k] = "next"
-        elif before is not None and (before.before or before.after):
-            roles[k] = "again"
+        before = items[k - 1] if k and items[k - 1].terms else None
+        if before is not None and before.end and (before.hard or not (item.end or after is None)):
+            before = None
+        if after is not None and after.terms and after.own_before and not item.end:
+            after.own_before.insert(0, word)
+        elif before is not None and before.own_after:
+            before.own_after.append(word)
+        elif before is not None and before.own_before:
+            before.own_before.append(word)
         elif before is not None:
-            roles[k] = "after"
-            item.before, item.after = [], item.before
+            before.end = before.hard = False  # the full stop was an abbreviation's
+            before.own_after.append(word)
         else:
-            roles[k] = "none"
-    return roles
+            left_over.append(" ".join(item.before))
+        item.before = []
+    return left_over
 
 
 def _govern(items: list[_Item]) -> None:
-    """Each item's side words: its own; else those written before the names of an earlier
-    item of the same list, and those written after the names of a later item (two
-    different ones are kept both, and the KB reports the conflict: a side is never guessed)."""
-    forward: list[list[str]] = [[] for _ in items]
-    backward: list[list[str]] = [[] for _ in items]
-    carried: list[str] = []
+    """Each item's sides: its own; else those written before the names of an earlier item
+    of the same list, and those written after the names of a later item (two different
+    ones are kept both, and the KB reports the conflict: a side is never guessed)."""
+    forward: list[list[Sides]] = [[] for _ in items]
+    backward: list[list[Sides]] = [[] for _ in items]
+    carried: list[Sides] = []
     for k, item in enumerate(items):
-        if item.before or item.after:
-            carried = list(item.before)
+        if item.own():
+            carried = list(item.own_before)
         else:
             forward[k] = list(carried)
         if item.end:
@@ -320,14 +363,21 @@ def _govern(items: list[_Item]) -> None:
         item = items[k]
         if item.end:
             carried = []
-        if item.after:
-            carried = list(item.after)
-        elif item.before:
+        if item.own_after:
+            carried = list(item.own_after)
+        elif item.own_before:
             carried = []
         else:
             backward[k] = list(carried)
     for k, item in enumerate(items):
-        item.sides = (item.before + item.after) or list(dict.fromkeys(forward[k] + backward[k]))
+        if item.own_before and item.own_after:  # "R trapezius L": one mention, both words
+            item.sides = [tuple(w for sides in item.own_before + item.own_after for w in sides)]
+        elif item.own():
+            item.sides = item.own_before or item.own_after
+        elif forward[k] and backward[k] and forward[k] != backward[k]:
+            item.sides = [tuple(dict.fromkeys(w for sides in forward[k] + backward[k] for w in sides))]
+        else:
+            item.sides = forward[k] or backward[k]
 
 
 def _joined(toks: list[str], words: set[str]) -> list[str]:

@@ -74,6 +74,8 @@ def test_plurals(read):
     assert read("lumbar multifidi") == ([("lumbar multifidus", ())], [])
     assert read("splenii") == ([("splenii", ())], [])
     assert read("upper traps") == ([("upper trap", ())], [])
+    assert read("bilat QLs") == ([("ql", ("bilat",))], [])
+    assert read("bilat SCM's") == ([("scm", ("bilat",))], [])
 
 
 def test_ampersand_and_and(read):
@@ -89,10 +91,25 @@ def test_side_words_before_the_name(read, written, side):
     assert read(f"{written} trapezius") == ([("trapezius", (side,))], [])
 
 
+def test_the_end_of_a_sentence_or_a_line_ends_a_list(read):
+    assert read("Right: UT, LS. Left: LS") == ([("ut", ("right",)), ("ls", ("right",)), ("ls", ("left",))], [])
+    assert read("UT R. LS L. QL R.") == ([("ut", ("r",)), ("ls", ("l",)), ("ql", ("r",))], [])
+    assert read("R upper trapezius\nL levator scapulae") == (
+        [("upper trapezius", ("r",)), ("levator scapulae", ("l",))], [])
+
+
+def test_a_full_stop_of_an_abbreviation_ends_nothing(read):
+    assert read("R. Piriformis.") == ([("piriformis", ("r",))], [])
+    assert read("Lev. Scap. R") == ([("lev scap", ("r",))], [])
+    assert read("Glut. Med. L") == ([("glut med", ("l",))], [])
+
+
 def test_side_words_after_the_name(read):
     assert read("trapezius bilaterally") == ([("trapezius", ("bilaterally",))], [])
     assert read("glute med lt") == ([("glute med", ("lt",))], [])
     assert read("trapezius, R>L") == ([("trapezius", ("r>l",))], [])
+    assert read("UT R>>L") == ([("ut", ("r>>l",))], [])
+    assert read("UT R\u2265L") == ([("ut", ("r>l",))], [])
 
 
 def test_both_sides_written_as_two_side_words(read):
@@ -103,11 +120,29 @@ def test_both_sides_written_as_two_side_words(read):
     assert read("right trapezius and left") == ([("trapezius", ("right",)), ("trapezius", ("left",))], [])
 
 
+def test_a_pair_of_side_words_governs_every_name_it_reaches(read):
+    both = [("ut", ("r",)), ("ut", ("l",)), ("levator scapulae", ("r",)), ("levator scapulae", ("l",))]
+    assert read("R/L UT, levator scapulae") == (both, [])
+    assert read("UT, levator scapulae R/L") == (both, [])
+    assert read("R & L SCM, scalenes") == (
+        [("scm", ("r",)), ("scm", ("l",)), ("scalenes", ("r",)), ("scalenes", ("l",))], [])
+
+
+def test_two_different_side_words_on_one_name_are_both_kept(read):
+    # the KB reports the conflict; a side is never guessed
+    assert read("R trapezius L") == ([("trapezius", ("r", "l"))], [])
+    # a side word of the item's own outweighs one carried from an earlier item
+    assert read("R trapezius, levator scapulae, L") == ([("trapezius", ("r",)), ("levator scapulae", ("l",))], [])
+
+
 def test_levels_are_kept_apart_from_the_name(read):
     assert read("lumbar paraspinals L3-L5") == ([("lumbar paraspinals", ())], [])
     assert read("cervical multifidus C3-C6 bilaterally") == ([("cervical multifidus", ("bilaterally",))], [])
     assert read("multifidus L4/5") == ([("multifidus", ())], [])
     assert read("R QL at L2-3") == ([("ql", ("r",))], [])
+    assert read("R multifidus L 4-5") == ([("multifidus", ("r",))], [])
+    assert read("R QL, L 3 level") == ([("ql", ("r",))], [])
+    assert read("R trapezius, L 2 TPs") == ([("trapezius", ("r",)), ("trapezius", ("l",))], [])
 
 
 def test_counts_and_trigger_point_words_are_passed_over(read):
@@ -139,6 +174,11 @@ def test_a_side_word_after_a_parenthesised_list_governs_it(read):
         [("anterior scalene", ("right",)), ("middle scalene", ("right",))], [])
     assert read("infraspinatus, teres minor and major, R") == (
         [("infraspinatus", ("r",)), ("teres minor", ("r",)), ("teres major", ("r",))], [])
+
+
+def test_a_neighbour_lends_its_name_only_to_an_item_without_one(read):
+    assert read("R tibialis anterior, posterior calf") == (
+        [("tibialis anterior", ("r",)), ("calf", ("r",))], ["posterior"])
 
 
 def test_two_muscles_without_a_joiner(read):
