@@ -258,7 +258,8 @@ class Procedure(Strict):
                          "\"R levator scapulae, L trapezius\", \"bilateral splenius capitis and cervicis\", "
                          "\"R/L SCM\"). Case, Unicode forms, punctuation, plurals, parentheses (\"trapezius (upper)\") "
                          "and levels (\"L3-L5\") are read as a coder reads them (bridge/reading.py); a line break "
-                         "or the end of a sentence ends a list; text left over is a finding. The procedure's other fields apply to every muscle it names.")
+                         "or the end of a sentence ends a list; text left over is a finding. The procedure's other "
+                         "fields apply to every muscle it names.")
     side: Side | None = Field(None, description="`left`, `right` or `bilateral` (= right plus left); may instead "
                               "be written in `muscle`.")
     trigger_points: TriggerPoints = Field(
