@@ -76,7 +76,7 @@ def solve_batch(kb: KB, encounters: Sequence[Encounter], *, mode: str = "full", 
 
 def batch_input(kb: KB, encounters: Sequence[Encounter], *, all_rows: bool = False) -> tuple[list[Atom], list[Atom]]:
     """A batch's facts (encounter i has key i) and the table rows it can use."""
-    facts = batch_facts(encounters, kb.vocabulary())
+    facts = batch_facts(encounters, kb.reader())
     rows = list(kb.tables.all_rows()) if all_rows else kb.tables.for_batch(strings_in_play(facts))
     return facts, rows
 
@@ -89,5 +89,5 @@ def code(kb: KB, encounters: Sequence[Encounter], *, explain: bool = False) -> l
 
 def explain(kb: KB, answer: Answer, key: int, enc: Encounter, outcome: Outcome) -> Graph:
     """The explanation graph of one encounter of a fully instrumented solve."""
-    facts = encounter_facts(key, enc, kb.vocabulary())
+    facts = encounter_facts(key, enc, kb.reader())
     return GraphBuilder(kb, answer, key, facts).build(outcome, key)

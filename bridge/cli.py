@@ -170,14 +170,14 @@ def _graph(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool) -> None:
 def facts(ctx: Ctx, paths: tuple[str, ...]) -> None:
     """Print the facts each encounter becomes (the input of the KB)."""
     try:
-        vocabulary = ctx.kb.vocabulary()
+        reader = ctx.kb.reader()
         key = 0
         for record in ctx.records(paths, lines=True):
             if not record.ok or record.encounter is None:
                 continue
             key += 1
             click.echo(f"% encounter {key}: id {json.dumps(record.id)} ({escape(record.where)})")
-            for atom in encounter_facts(key, record.encounter, vocabulary):
+            for atom in encounter_facts(key, record.encounter, reader):
                 click.echo(fact_text(atom))
     except KBError as exc:
         _fail_kb(exc)

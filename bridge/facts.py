@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .model import BilledLine, Encounter, Guidance, Procedure
-from .reading import Vocabulary, normalise
+from .model import BilledLine, Encounter, Guidance, Procedure, Service
+from .reading import Reader, normalise
 from .terms import Atom, Const
 
 
@@ -47,27 +47,42 @@ def _one(*values: object) -> list[tuple]:
 
 
 INPUTS: tuple[Input, ...] = (
-    Input("encounter", 1, Encounter, (), lambda e, v: _one()),
-    Input("date", 2, Encounter, ("date",), lambda e, v: _one(date_number(e.date))),
-    Input("payer", 2, Encounter, ("payer",), lambda e, v: _one(e.payer)),
-    Input("diagnosis", 2, Encounter, ("diagnoses",), lambda e, v: [(d,) for d in e.diagnoses]),
+    Input("encounter", 1, Encounter, (), lambda e, r: _one()),
+    Input("date", 2, Encounter, ("date",), lambda e, r: _one(date_number(e.date))),
+    Input("payer", 2, Encounter, ("payer",), lambda e, r: _one(e.payer)),
+    Input("diagnosis", 2, Encounter, ("diagnoses",), lambda e, r: [(d,) for d in e.diagnoses]),
     # procedure P (1, 2, ...) of the encounter
-    Input("procedure", 3, Procedure, ("muscle",), lambda p, v: _one(normalise(p.muscle))),
+    Input("procedure", 3, Procedure, ("muscle",), lambda p, r: _one(normalise(p.muscle))),
     # the muscle text as the reader splits it (bridge/reading.py): mention I of procedure P
     Input("mention", 4, Procedure, ("muscle",),
-          lambda p, v: [(i, m.term) for i, m in enumerate(v.read(p.muscle).mentions, start=1)]),
+          lambda p, r: [(i, m.term) for i, m in enumerate(r.read(p.muscle).mentions, start=1)]),
     Input("mention_side", 4, Procedure, ("muscle",),
-          lambda p, v: [(i, w) for i, m in enumerate(v.read(p.muscle).mentions, start=1) for w in m.sides]),
-    Input("unread", 3, Procedure, ("muscle",), lambda p, v: [(t,) for t in v.read(p.muscle).unread]),
-    Input("side", 3, Procedure, ("side",), lambda p, v: _one(Const(p.side)) if p.side else []),
-    Input("injectate", 3, Procedure, ("injectate",), lambda p, v: [(s,) for s in p.injectate]),
+          lambda p, r: [(i, w) for i, m in enumerate(r.read(p.muscle).mentions, start=1) for w in m.sides]),
+    Input("unread", 3, Procedure, ("muscle",), lambda p, r: [(t,) for t in r.read(p.muscle).unread]),
+    Input("side", 3, Procedure, ("side",), lambda p, r: _one(Const(p.side)) if p.side else []),
+    Input("injectate", 3, Procedure, ("injectate",), lambda p, r: [(s,) for s in p.injectate]),
+    # each substance as the reader of injectate text reads it: drug names, dose, volume
+    Input("injectate_drug", 4, Procedure, ("injectate",),
+          lambda p, r: [(s, name) for s in p.injectate for name in r.substance(s).names]),
+    Input("injectate_dose", 4, Procedure, ("injectate",),
+          lambda p, r: [(s, d) for s in p.injectate if (d := r.substance(s).dose) is not None]),
+    Input("injectate_volume", 4, Procedure, ("injectate",),
+          lambda p, r: [(s, v) for s in p.injectate if (v := r.substance(s).volume) is not None]),
     # guidance entry G
-    Input("guidance", 3, Guidance, ("modality",), lambda g, v: _one(Const(g.modality))),
-    Input("guidance_necessity", 3, Guidance, ("necessity",), lambda g, v: _one(g.necessity) if g.necessity else []),
-    Input("guidance_images", 2, Guidance, ("images_recorded",), lambda g, v: _one() if g.images_recorded else []),
+    Input("guidance", 3, Guidance, ("modality",), lambda g, r: _one(Const(g.modality))),
+    Input("guidance_necessity", 3, Guidance, ("necessity",), lambda g, r: _one(g.necessity) if g.necessity else []),
+    Input("guidance_images", 2, Guidance, ("images_recorded",), lambda g, r: _one() if g.images_recorded else []),
+    # service S (another service of the session)
+    Input("service", 3, Service, ("code",), lambda s, r: _one(s.code)),
+    Input("service_identifiable", 2, Service, ("separately_identifiable",),
+          lambda s, r: _one() if s.separately_identifiable else []),
+    Input("service_site", 3, Service, ("site",), lambda s, r: _one(normalise(s.site)) if s.site else []),
+    # the muscles the site names, as the reader of muscle text reads it
+    Input("service_site_term", 3, Service, ("site",),
+          lambda s, r: [(m.term,) for m in r.read(s.site).mentions] if s.site else []),
     # billed line B
-    Input("billed", 4, BilledLine, ("code", "units"), lambda b, v: _one(b.code, b.units)),
-    Input("billed_modifier", 3, BilledLine, ("modifiers",), lambda b, v: [(m,) for m in b.modifiers]),
+    Input("billed", 4, BilledLine, ("code", "units"), lambda b, r: _one(b.code, b.units)),
+    Input("billed_modifier", 3, BilledLine, ("modifiers",), lambda b, r: [(m,) for m in b.modifiers]),
 )
 
 #: Fields that are not given to the KB, and why.
@@ -76,36 +91,37 @@ NOT_INPUTS: dict[tuple[type, str], str] = {
     (Encounter, "procedures"): "each procedure's fields are inputs, under its position P",
     (Encounter, "guidance"): "each entry's fields are inputs, under its position G",
     (Encounter, "billed"): "each line's fields are inputs, under its position B; absent means no audit",
+    (Encounter, "services"): "each service's fields are inputs, under its position S",
     (Procedure, "trigger_points"): "CPT counts muscles, not trigger points: no rule may depend on it",
 }
 
 _ITEMS: tuple[tuple[Callable[[Encounter], list], tuple[tuple[str, Callable], ...]], ...] = tuple(
     (items, tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is model))
     for model, items in ((Procedure, lambda e: e.procedures), (Guidance, lambda e: e.guidance),
-                         (BilledLine, lambda e: e.billed or [])))
+                         (Service, lambda e: e.services), (BilledLine, lambda e: e.billed or [])))
 _TOP = tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is Encounter)
 
 
-def encounter_facts(key: int, enc: Encounter, vocabulary: Vocabulary) -> list[Atom]:
+def encounter_facts(key: int, enc: Encounter, reader: Reader) -> list[Atom]:
     """The input facts of one encounter, its key first."""
     out: list[Atom] = []
     add = out.append
     for predicate, rows in _TOP:
-        for row in rows(enc, vocabulary):
+        for row in rows(enc, reader):
             add((predicate, key, *row))
     for items, entries in _ITEMS:
         for position, item in enumerate(items(enc), start=1):
             for predicate, rows in entries:
-                for row in rows(item, vocabulary):
+                for row in rows(item, reader):
                     add((predicate, key, position, *row))
     return out
 
 
-def batch_facts(encounters: Iterable[Encounter], vocabulary: Vocabulary) -> list[Atom]:
+def batch_facts(encounters: Iterable[Encounter], reader: Reader) -> list[Atom]:
     """Facts of a batch; the encounter at position i (from 1) has key i."""
     out: list[Atom] = []
     for key, enc in enumerate(encounters, start=1):
-        out.extend(encounter_facts(key, enc, vocabulary))
+        out.extend(encounter_facts(key, enc, reader))
     return out
 
 

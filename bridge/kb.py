@@ -31,7 +31,7 @@ from pathlib import Path
 
 from . import engine
 from .engine import KBError, Program, Statement
-from .reading import Vocabulary
+from .reading import Reader, Vocabulary
 from .rules import (
     Doc,
     Note,
@@ -96,6 +96,14 @@ class KB:
             terms = [row[1] for name in TERM_TABLES for row in self.table_rows(name)]
             self._memo["vocabulary"] = Vocabulary(terms, [row[1] for row in self.table_rows("side_word")])
         return self._memo["vocabulary"]
+
+    def reader(self) -> Reader:
+        """The readers of documentation text: muscle text with the lexicon, injectate text with
+        the drug names (kb/reference/drugs.lp)."""
+        if "reader" not in self._memo:
+            drugs = Vocabulary([row[1] for row in self.table_rows("drug_name")], [])
+            self._memo["reader"] = Reader(self.vocabulary(), drugs)
+        return self._memo["reader"]
 
     def suggest(self, text: str) -> list[str]:
         """The lexicon names nearest to a text no term matched (rapidfuzz's weighted ratio)."""

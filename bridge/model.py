@@ -40,7 +40,7 @@ MAX_ITEMS = 200  # procedures, guidance entries, billed lines, list items
 
 SIDES = ("left", "right", "bilateral")
 MODALITIES = ("ultrasound", "fluoroscopy", "ct", "mri")
-VERDICTS = ("accept", "reject")
+VERDICTS = ("accept", "reject", "not_reviewed")
 
 # CPT: five digits (Category I), four digits and F (Category II), T (Category III),
 # U (proprietary laboratory analyses) or M (multianalyte assays); HCPCS Level II: a letter
@@ -288,7 +288,22 @@ class BilledLine(Strict):
     modifiers: Modifiers = Field(default_factory=list, description="Two-character modifiers, default `[]`.")
 
 
+class Service(Strict):
+    """Another service of the session: an E/M visit, an injection administration code, a
+    nerve block, a joint or tendon injection."""
+
+    code: Code = Field(description="CPT or HCPCS code of the service, `99213` or `\"64405\"`.")
+    separately_identifiable: StrictBool | None = Field(
+        None, description="For an E/M visit on the day of a procedure: `true` where the documentation shows a "
+        "significant, separately identifiable E/M service beyond the pre-procedure assessment (then it is "
+        "reported with modifier 25); absent or `false` otherwise.")
+    site: Documented = Field(None, description="Where the service was done, as documented (\"left knee\", "
+                             "\"right greater occipital nerve\"); it decides whether the service is distinct from "
+                             "the muscles injected (modifier 59 or XS).")
+
+
 Procedures = Annotated[list[Procedure], BeforeValidator(_list_of("procedures"))]
+Services = Annotated[list[Service], BeforeValidator(_list_of("services"))]
 GuidanceEntries = Annotated[list[Guidance], BeforeValidator(_list_of("guidance entries"))]
 BilledLines = Annotated[list[BilledLine], BeforeValidator(_list_of("billed lines"))]
 
@@ -307,6 +322,8 @@ class Encounter(Strict):
                                                        "(may be empty).")
     guidance: GuidanceEntries = Field(default_factory=list, description="Imaging guidance "
                                                           "entries, a list.")
+    services: Services = Field(default_factory=list, description="Other services of the session "
+                               "(E/M visit, injection administration, nerve block, joint injection), a list.")
     billed: BilledLines | None = Field(None, description="The claim as submitted; its "
                                                              "presence turns on the audit.")
 
@@ -334,7 +351,8 @@ class ExpectedBilled(Strict):
     """What the audit must say of one billed line."""
 
     code: Code = Field(description="The billed line's code (a check that the lines are listed in order).")
-    verdict: Verdict = Field(description="`accept` or `reject`.")
+    verdict: Verdict = Field(description="`accept`, `reject`, or `not_reviewed` (a code the KB has no policy "
+                             "for, which no NCCI edit or MUE rejects).")
     reasons: Idents | None = Field(None, description="The EXACT set of reason ids "
                                                        "(kb/reference/reasons.lp); absent: not checked.")
 

@@ -398,3 +398,75 @@ def _joined(toks: list[str], words: set[str]) -> list[str]:
         out.append(toks[i])
         i += 1
     return out
+
+
+# ---------------------------------------------------------------------- injectate text
+@dataclass(frozen=True)
+class Substance:
+    """What one injectate text says: the drug names it holds (as the lexicon writes them),
+    and the dose (tenths of a mg) or, where no dose is written, the volume (tenths of a mL)."""
+
+    names: tuple[str, ...]
+    dose: int | None
+    volume: int | None
+
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_ML = r"(?:ml|cc)\b"
+_VOLUME_OF_STRENGTH = re.compile(rf"{_NUMBER}\s*{_ML}(?:\s*of)?[^0-9]*?{_NUMBER}\s*mg\s*/\s*{_ML}")
+_STRENGTH_THEN_VOLUME = re.compile(rf"{_NUMBER}\s*mg\s*/\s*{_ML}[^0-9]*?{_NUMBER}\s*{_ML}")
+_MG = re.compile(rf"{_NUMBER}\s*mg\b(?!\s*/)")
+_VOLUME = re.compile(rf"{_NUMBER}\s*{_ML}")
+
+
+def _tenths(number: str) -> int:
+    return round(float(number) * 10)
+
+
+def dose(text: str) -> tuple[int | None, int | None]:
+    """(dose, volume) of normalised injectate text, in tenths of a mg and of a mL:
+    "40 mg", "40mg", "1 mL of 40 mg/mL", "40 mg/mL, 0.5 mL", "3 mg + 3 mg" (the sum);
+    a volume alone ("1 mL") where no dose is written."""
+    for pattern, order in ((_VOLUME_OF_STRENGTH, (1, 2)), (_STRENGTH_THEN_VOLUME, (2, 1))):
+        found = pattern.search(text)
+        if found:
+            volume, strength = (found.group(i) for i in order)
+            return round(float(volume) * float(strength) * 10), None
+    amounts = _MG.findall(text)
+    if amounts:
+        return sum(_tenths(a) for a in amounts), None
+    volume = _VOLUME.search(text)
+    return None, (_tenths(volume.group(1)) if volume else None)
+
+
+class Reader:
+    """The readers of an encounter's documentation text: muscle text (Vocabulary.read) and
+    injectate text (substance), each with the KB's own names."""
+
+    def __init__(self, muscles: Vocabulary, drugs: Vocabulary):
+        self.muscles = muscles
+        self.drugs = drugs
+        self._substances: dict[str, Substance] = {}
+
+    def read(self, text: str) -> Reading:
+        return self.muscles.read(text)
+
+    def substance(self, text: str) -> Substance:
+        found = self._substances.get(text)
+        if found is None:
+            normal = normalise(text)
+            toks = _joined(tokens(normal), self.drugs.words)
+            names: list[str] = []
+            i = 0
+            while i < len(toks):
+                match = self.drugs.match(toks, i)
+                if match is not None and match[1].term is not None:
+                    names.append(match[1].term)
+                    i = match[0]
+                else:
+                    i += 1
+            found = Substance(tuple(dict.fromkeys(names)), *dose(normal))
+            if len(self._substances) < 100_000:
+                self._substances[text] = found
+        return found
+

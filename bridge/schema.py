@@ -8,13 +8,24 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .model import MAX_ITEMS, BilledLine, Case, Encounter, Expect, ExpectedBilled, ExpectedLine, Guidance, Procedure
+from .model import (
+    MAX_ITEMS,
+    BilledLine,
+    Case,
+    Encounter,
+    Expect,
+    ExpectedBilled,
+    ExpectedLine,
+    Guidance,
+    Procedure,
+    Service,
+)
 
 SCHEMA_ID = "tpkb-case-format-1"
 # The models in the order cases/README.md presents them, with the name of each table.
 TABLES: tuple[tuple[str, type[BaseModel]], ...] = (
     ("A case", Case), ("An encounter", Encounter), ("A procedure", Procedure), ("A guidance entry", Guidance),
-    ("A billed line", BilledLine), ("`expect`", Expect), ("An expected line", ExpectedLine),
+    ("A service", Service), ("A billed line", BilledLine), ("`expect`", Expect), ("An expected line", ExpectedLine),
     ("An expected billed line", ExpectedBilled),
 )
 

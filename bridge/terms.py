@@ -307,10 +307,13 @@ def variables(term: Any, out: list[str] | None = None) -> list[str]:
 def show(value: Value, fmt: str = "") -> str:
     """A value as a person reads it: strings bare, constants by name with spaces for
     underscores (levator_scapulae: "levator scapulae"; fmt "raw" keeps the name), dates
-    as YYYY-MM-DD (fmt "date"), tuples as "a, b"."""
+    as YYYY-MM-DD (fmt "date"), tenths as a decimal (fmt "tenths": 75 is "7.5"), tuples
+    as "a, b"."""
     if isinstance(value, int) and not isinstance(value, bool):
         if fmt == "date" and 10000101 <= value <= 99991231:
             return f"{value // 10000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
+        if fmt == "tenths":
+            return str(value // 10) if value % 10 == 0 else f"{value / 10:g}"
         return str(value)
     if isinstance(value, str):
         return value

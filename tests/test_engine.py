@@ -42,7 +42,7 @@ def public(atoms) -> set:
 
 
 def test_instrumented_kb_concludes_exactly_what_the_plain_kb_concludes(kb: KB, library) -> None:
-    facts = batch_facts(library, kb.vocabulary())
+    facts = batch_facts(library, kb.reader())
     rows = kb.tables.for_batch(strings_in_play(facts))
     plain = engine.solve(kb.program("plain"), facts, rows)
     full = solve_batch(kb, library, mode="full")
@@ -98,7 +98,7 @@ def test_a_missing_verdict_is_a_kb_error(kb: KB, library) -> None:
 def test_exactly_one_answer_set_is_insisted_on(kb: KB, library, extra: str, message: str) -> None:
     program = kb.program("plain")
     broken = replace(program, text=program.text + extra + "\n", origins=(*program.origins, ("test", 1)))
-    facts = batch_facts(library[:3], kb.vocabulary())
+    facts = batch_facts(library[:3], kb.reader())
     with pytest.raises(SolveError, match=message):
         engine.solve(broken, facts, kb.tables.for_batch(strings_in_play(facts)))
 

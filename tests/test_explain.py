@@ -41,7 +41,7 @@ def test_the_example_summary_fits_on_a_screen() -> None:
     proc = tpkb("explain", str(EXAMPLE))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) <= 45, len(lines)
+    assert len(lines) <= 50, len(lines)  # 45 before the example's steroid became a line of its own (issue 7)
     full = tpkb("explain", str(EXAMPLE), "--full").stdout.splitlines()
     assert len(full) > 2 * len(lines)
 

@@ -33,7 +33,7 @@ def test_wheel_carries_the_kb_and_codes_from_another_directory(tmp_path):
                            "--format", "json"], capture_output=True, text=True, cwd=elsewhere, env=env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)["encounters"][0]
-    assert [ln["code"] for ln in out["lines"]] == ["20553", "20560", "76942"]
+    assert [ln["code"] for ln in out["lines"]] == ["20553", "20560", "76942", "J3301"]
     check = subprocess.run([sys.executable, "-c", "import bridge.api as a; print(a.default_kb_path())"],
                            capture_output=True, text=True, cwd=elsewhere, env=env)
     assert check.stdout.strip().startswith(str(site))

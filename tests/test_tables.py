@@ -26,7 +26,7 @@ def test_the_large_tables_are_keyed_by_code(kb: KB) -> None:
 
 def test_one_encounter_reads_a_few_rows_of_twenty_thousand(kb: KB) -> None:
     enc = encounters(kb, {"procedures": [inj("trapezius", "left")], "billed": [{"code": "20552"}, {"code": "99213"}]})
-    facts = batch_facts(enc, kb.vocabulary())
+    facts = batch_facts(enc, kb.reader())
     rows = kb.tables.for_batch(strings_in_play(facts))
     everything = list(kb.tables.all_rows())
     assert len(everything) > 20000 and len(rows) < 1000

@@ -21,13 +21,15 @@ def test_units_over_mue(code_one):
     assert rejected(out) == {"20553": {"units_over_mue"}}
 
 
-def test_missing_modifier_and_xs_not_taken_for_59(code_one):
+def test_missing_modifier_and_xs_taken_for_59(code_one):
     procs = [inj("trapezius", "left"), inj("piriformis", "right", ())]
     out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560"}])
     assert rejected(out) == {"20560": {"modifier_missing", "ptp_indicator_1"}}
     out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["59"]}])
     assert rejected(out) == {}
     out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["XS"]}])
+    assert rejected(out) == {}  # XS, the more specific 59 (issue 7, item 6)
+    out = code_one(procedures=procs, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["XU"]}])
     assert rejected(out) == {"20560": {"modifier_missing", "modifier_not_called_for"}}
 
 
@@ -50,11 +52,15 @@ def test_a_code_out_of_force_is_rejected_for_its_date(code_one):
 
 
 def test_every_billed_line_has_a_verdict(code_one):
-    out = code_one(procedures=THREE, billed=[{"code": "20553"}, {"code": "20553"}, {"code": "J3301", "units": 4}])
-    assert [b.verdict for b in out.billed] == ["accept", "reject", "reject"]
-    assert rejected(out) == {"20553": {"duplicate_line", "units_over_mue"}, "J3301": {"code_not_derived"}}
+    out = code_one(procedures=THREE, billed=[{"code": "20553"}, {"code": "20553"}, {"code": "J3301", "units": 4},
+                                             {"code": "64405"}])
+    assert [b.verdict for b in out.billed] == ["accept", "reject", "reject", "reject"]
+    assert rejected(out) == {"20553": {"duplicate_line", "units_over_mue", "ptp_indicator_1"}, "J3301": {"drug_not_supported"},
+                             "64405": {"ptp_indicator_1"}}
 
 
-def test_code_outside_the_kb(code_one):
-    out = code_one(procedures=THREE, billed=[{"code": "20553"}, {"code": "96372"}])
-    assert rejected(out) == {"96372": {"code_not_derived", "ptp_indicator_1"}}
+def test_code_outside_the_kb_is_not_reviewed_unless_an_edit_rejects_it(code_one):
+    out = code_one(procedures=THREE, billed=[{"code": "20553"}, {"code": "20999"}, {"code": "64405", "modifiers": ["59"]},
+                                             {"code": "97140", "units": 9}])
+    assert [b.verdict for b in out.billed] == ["accept", "not_reviewed", "not_reviewed", "reject"]
+    assert rejected(out) == {"97140": {"units_over_mue"}}

@@ -26,9 +26,9 @@ def test_59_stands_in_place_of_xs_not_beside_it(code_one, mods, verdicts):
     assert rejected(out) == verdicts
 
 
-def test_cpt_profile_does_not_take_xs_for_59(code_one):
+def test_cpt_profile_takes_xs_for_59(code_one):
     out = code_one(procedures=PROCS, billed=[{"code": "20552"}, {"code": "20560", "modifiers": ["XS"]}])
-    assert rejected(out) == {"20560": {"modifier_missing", "modifier_not_called_for"}}
+    assert rejected(out) == {}
 
 
 def test_medicare_takes_59_in_place_of_xs(code_one):
