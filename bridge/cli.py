@@ -7,6 +7,7 @@ file or a KB error (the rest of the batch is still coded); 3 an internal error.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -244,6 +245,63 @@ def test(ctx: Ctx, paths: tuple[str, ...], keyword: str | None, show_coverage: b
         sys.exit(2)
     if run.failed or not run.results:
         sys.exit(1)
+
+
+@main.group("import")
+def import_() -> None:
+    """Write the KB's NCCI fact files from CMS's own releases (bridge/cms.py)."""
+
+
+_EXTRACT = click.option("--extract", is_flag=True,
+                        help="The file is the third-party extract shipped in ../shared/reference/data/ (JSON).")
+_FILES = click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+def _write(imported, text: str, out: Path) -> None:
+    for problem in imported.problems:
+        click.echo(f"error: {escape(problem)}", err=True)
+    if imported.problems:
+        click.echo(f"{len(imported.problems)} problem(s); nothing written", err=True)
+        sys.exit(2)
+    out.write_text(text)
+    click.echo(f"{out}: {len(imported.rows)} rows")
+
+
+@import_.command("ptp")
+@_FILES
+@_EXTRACT
+@click.option("--release", default=None, help="Release name; default: from the file name (ccipra-v321r0).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Default: kb/reference/ncci_ptp.lp of the KB in use.")
+@click.pass_obj
+def import_ptp(ctx: Ctx, files: tuple[Path, ...], extract: bool, release: str | None, out: Path | None) -> None:
+    """CMS practitioner PTP text files (the parts f1-f4 of one release), or the extract."""
+    from . import cms
+
+    imported = cms.read_ptp_extract(files[0]) if extract else cms.read_ptp(files)
+    name = release or ("2026Q2 extract" if extract else cms.release_from_name(files[0].name))
+    _write(imported, cms.ptp_facts(imported, name, directed=not extract),
+           out or ctx.kb_path / "reference" / "ncci_ptp.lp")
+
+
+@import_.command("mue")
+@_FILES
+@_EXTRACT
+@click.option("--effective", default=None, help="YYYY-MM-DD the release is in force from; default: from the "
+              "file name (..._Eff_10-01-2025.csv).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Default: kb/reference/mue.lp of the KB in use.")
+@click.pass_obj
+def import_mue(ctx: Ctx, files: tuple[Path, ...], extract: bool, effective: str | None, out: Path | None) -> None:
+    """CMS practitioner MUE CSV files, one quarter each (several quarters may be given), or the extract."""
+    from . import cms
+
+    since = int(effective.replace("-", "")) if effective and re.fullmatch(r"\d{4}-\d{2}-\d{2}", effective) else None
+    if effective and since is None:
+        click.echo(f"error: --effective {escape(effective)}: write YYYY-MM-DD", err=True)
+        sys.exit(2)
+    imported = cms.read_mue_extract(files[0]) if extract else cms.read_mue(files, since)
+    _write(imported, cms.mue_facts(imported), out or ctx.kb_path / "reference" / "mue.lp")
 
 
 def run() -> None:

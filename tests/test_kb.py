@@ -135,7 +135,7 @@ def test_a_rule_in_a_reference_file_is_refused(kb_copy: Path) -> None:
 
 def test_keys_must_name_arguments_of_the_table(kb_copy: Path) -> None:
     edit(kb_copy / "reference" / "mue.lp", "%@ keys: Code", "%@ keys: Cod")
-    assert "%@ keys: Cod is not an argument of mue(Code, Units, MAI, Rationale)" in refused(kb_copy)
+    assert "%@ keys: Cod is not an argument of mue(Code, Units, MAI, Rationale, Release, From)" in refused(kb_copy)
 
 
 def test_an_input_without_a_field_is_refused(kb_copy: Path) -> None:
