@@ -68,15 +68,20 @@ def strings_in_play(facts: Iterable[Atom]) -> set:
     return play
 
 
-def solve_batch(kb: KB, encounters: Sequence[Encounter], *, mode: str = "full", all_rows: bool = False) -> Answer:
-    """One ground-and-solve for the whole batch; encounter i (from 1) has key i."""
-    facts, rows = batch_input(kb, encounters, all_rows=all_rows)
-    return Answer.of(kb, engine.solve(kb.program(mode), facts, rows), mode)
+def solve_batch(kb: KB, encounters: Sequence[Encounter], *, mode: str = "full", all_rows: bool = False,
+                scopes: Sequence[object] | None = None) -> Answer:
+    """One ground-and-solve for the whole batch; encounter i (from 1) has key i. Patients
+    are told apart within a scope (bridge/facts.py day_facts)."""
+    facts, rows = batch_input(kb, encounters, all_rows=all_rows, scopes=scopes)
+    answer = Answer.of(kb, engine.solve(kb.program(mode), facts, rows), mode)
+    answer.names = [enc.id for enc in encounters]
+    return answer
 
 
-def batch_input(kb: KB, encounters: Sequence[Encounter], *, all_rows: bool = False) -> tuple[list[Atom], list[Atom]]:
+def batch_input(kb: KB, encounters: Sequence[Encounter], *, all_rows: bool = False,
+                scopes: Sequence[object] | None = None) -> tuple[list[Atom], list[Atom]]:
     """A batch's facts (encounter i has key i) and the table rows it can use."""
-    facts = batch_facts(encounters, kb.reader())
+    facts = batch_facts(encounters, kb.reader(), scopes)
     rows = list(kb.tables.all_rows()) if all_rows else kb.tables.for_batch(strings_in_play(facts))
     return facts, rows
 

@@ -89,7 +89,11 @@ def run_cases(kb: KB, paths: Iterable[str | Path], keyword: str | None = None) -
     if not cases:
         return Run([], problems, set(), errored)
     with paused_gc():
-        answer = solve_batch(kb, [c.encounter for c, _ in cases], mode="full")
+        # a case's other sessions of the patient's day come after every case's encounter,
+        # so that case i keeps key i; each case is its own scope for patients
+        sessions = [(i, s) for i, (c, _) in enumerate(cases) for s in c.sessions]
+        answer = solve_batch(kb, [c.encounter for c, _ in cases] + [s for _, s in sessions], mode="full",
+                             scopes=list(range(len(cases))) + [i for i, _ in sessions])
     results = []
     for key, (case, record) in enumerate(cases, start=1):
         outcome = answer.outcome(key, case.encounter)

@@ -22,7 +22,7 @@ from operator import itemgetter
 from typing import Any
 
 from .kb import KB
-from .outcome import Answer, Firing, Outcome, render_label
+from .outcome import NAMES_A_SESSION, Answer, Firing, Outcome, render_label
 from .rules import PLACEHOLDER as _PLACEHOLDER
 from .rules import Rule
 from .terms import ANY, Atom, Pat, instantiate, matches, show
@@ -135,7 +135,7 @@ class GraphBuilder:
                                               self.derive(("line_modifier", key, line.code, m))))
         for f in outcome.findings:
             atoms = [a for a in self.known.by_name.get("finding", ()) if a[2].name == f.id
-                     and show(a[3], "raw") == f.subject]
+                     and (show(a[3], "raw") == f.subject or f.id in NAMES_A_SESSION)]
             roots = [n for a in atoms for n in self.derive(a)]
             conclusions.append(Conclusion("finding", f"finding {f.severity} {f.id}: {f.message}", roots))
         for b, billed in enumerate(outcome.billed or [], start=1):
@@ -145,7 +145,8 @@ class GraphBuilder:
                                           f"{billed.verdict}", [n for a in verdict for n in self.derive(a)]))
             for reason in billed.reasons:
                 atoms = [a for a in self.known.by_name.get("reason", ()) if a[2] == b and a[3].name == reason.id]
-                roots = [n for a in atoms for n in self.derive(a) if self._message(n) == reason.message]
+                roots = [n for a in atoms for n in self.derive(a)
+                         if self._message(n) == reason.message or reason.id in NAMES_A_SESSION]
                 conclusions.append(Conclusion("reason", f"reason {reason.id}: {reason.message}", roots))
         return Graph(self.nodes, conclusions)
 

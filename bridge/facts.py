@@ -13,7 +13,7 @@ same id, or an id holding any text at all, cannot mix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .model import BilledLine, Encounter, Guidance, Procedure, Service
@@ -93,7 +93,12 @@ NOT_INPUTS: dict[tuple[type, str], str] = {
     (Encounter, "billed"): "each line's fields are inputs, under its position B; absent means no audit",
     (Encounter, "services"): "each service's fields are inputs, under its position S",
     (Procedure, "trigger_points"): "CPT counts muscles, not trigger points: no rule may depend on it",
+    (Encounter, "patient"): "grouped here into same_day/2 (day_facts): the KB sees keys, never the patient",
+    (Encounter, "time"): "orders a patient's sessions of one day in day_facts (the first session is found here)",
 }
+
+#: Inputs of a batch, not of one encounter: a patient's sessions of one day (day_facts).
+BATCH_INPUTS = {("same_day", 2), ("day_includes", 2)}
 
 _ITEMS: tuple[tuple[Callable[[Encounter], list], tuple[tuple[str, Callable], ...]], ...] = tuple(
     (items, tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is model))
@@ -117,17 +122,39 @@ def encounter_facts(key: int, enc: Encounter, reader: Reader) -> list[Atom]:
     return out
 
 
-def batch_facts(encounters: Iterable[Encounter], reader: Reader) -> list[Atom]:
+def batch_facts(encounters: Sequence[Encounter], reader: Reader, scopes: Sequence[object] | None = None) -> list[Atom]:
     """Facts of a batch; the encounter at position i (from 1) has key i."""
     out: list[Atom] = []
     for key, enc in enumerate(encounters, start=1):
         out.extend(encounter_facts(key, enc, reader))
+    out.extend(day_facts(encounters, scopes))
+    return out
+
+
+def day_facts(encounters: Sequence[Encounter], scopes: Sequence[object] | None = None) -> list[Atom]:
+    """same_day(E, F): encounter E is one of two or more sessions of its patient on its date
+    of service, and F (maybe E itself) is the first of them, by time (a session without one
+    last), then id, then position; day_includes(F, E), the same read from the first.
+    Patients are told apart within a scope (a case of the library is its own scope); the
+    stream keeps a patient's day in one batch."""
+    groups: dict[tuple, list[tuple[int, Encounter]]] = {}
+    for key, enc in enumerate(encounters, start=1):
+        if enc.patient is not None:
+            scope = scopes[key - 1] if scopes is not None else None
+            groups.setdefault((scope, enc.patient, enc.date), []).append((key, enc))
+    out: list[Atom] = []
+    for members in groups.values():
+        if len(members) > 1:
+            members.sort(key=lambda m: (m[1].time is None, m[1].time or "", m[1].id or "", m[0]))
+            first = members[0][0]
+            out.extend(("same_day", key, first) for key, _ in members)
+            out.extend(("day_includes", first, key) for key, _ in members)
     return out
 
 
 def check_inputs(declared: set[tuple[str, int]]) -> list[str]:
     """Problems between this mapping and the `#defined` inputs of kb/schema.lp."""
-    mapped = {inp.signature for inp in INPUTS}
+    mapped = {inp.signature for inp in INPUTS} | BATCH_INPUTS
     problems = [f"kb/schema.lp: input {name}/{arity} has no entry in bridge/facts.py INPUTS (no field fills it)"
                 for name, arity in sorted(declared - mapped)]
     problems += [f"bridge/facts.py: INPUTS writes {name}/{arity}, which kb/schema.lp does not declare (#defined)"

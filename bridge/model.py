@@ -215,6 +215,21 @@ Lines = Annotated[str, BeforeValidator(lines_field),
                   WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TEXT})]
 Documented = Annotated[str | None, BeforeValidator(blank_is_absent), WithJsonSchema({"type": ["string", "null"]})]
 Id = Annotated[str, BeforeValidator(id_field), WithJsonSchema({"type": ["string", "integer"], "maxLength": MAX_ID})]
+
+
+def time_field(value: Any) -> str:
+    """A time of day, `HH:MM` (or `H:MM`), written as `HH:MM` with two digits each. An
+    unquoted 09:30 read by a YAML 1.1 parser is the number of minutes (570): taken too."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    found = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", value.strip()) if isinstance(value, str) else None
+    if found is None:
+        raise _fail("must be a time of day HH:MM (00:00 to 23:59), not {value}", value=quote(str(value)[:20]))
+    return f"{int(found.group(1)):02d}:{found.group(2)}"
+
+
+Time = Annotated[str, BeforeValidator(time_field), WithJsonSchema(
+    {"type": ["string", "integer"], "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"})]
 Code = Annotated[str, BeforeValidator(code_field), WithJsonSchema(
     {"type": ["string", "integer"], "pattern": "^([0-9]{5}|[0-9]{4}[FTUM]|[A-Z][0-9]{4})$"})]
 Modifier = Annotated[str, BeforeValidator(modifier_field),
@@ -316,6 +331,12 @@ class Encounter(Strict):
                           "`name:line`, `stdin:line` on standard input). Ids may repeat: records are told apart by "
                           "their position, never by id.")
     date: Date = Field(description="Date of service, `YYYY-MM-DD`; a real calendar day.")
+    patient: Id | None = Field(None, description="The patient, as the submitter identifies them. Encounters of one "
+                               "patient on one date of service are one day for the count (one 20552/20553 for every "
+                               "distinct muscle of the day, on the first session); absent: a patient of their own. "
+                               "Like the id, it never reaches the solver.")
+    time: Time | None = Field(None, description="Time of the session, `HH:MM`; orders a patient's sessions of one "
+                              "day (then the id).")
     payer: str = Field("cpt", description="Payer profile (see kb/reference/profiles.lp).")
     diagnoses: Diagnoses = Field(default_factory=list, description="ICD-10-CM codes, e.g. `[M79.12]`.")
     procedures: Procedures = Field(description="The needle procedures of the session, a list "
@@ -384,6 +405,9 @@ class Expect(Strict):
                 or any((self.findings, self.no_findings, self.fired, self.not_fired)))
 
 
+Sessions = Annotated[list[Encounter], BeforeValidator(_list_of("sessions"))]
+
+
 class Case(Strict):
     """A case of the library: an encounter and what the KB must make of it."""
 
@@ -393,6 +417,9 @@ class Case(Strict):
                         "section, LCD, NCCI table and quarter); required in the library.")
     tags: Tags = Field(default_factory=list, description="Free words.")
     encounter: Encounter = Field(description="The encounter (the same keys as an encounter file).")
+    sessions: Sessions = Field(default_factory=list, description="Other sessions of the same patient's day "
+                               "(encounters with the encounter's `patient` and `date`), coded with it; `expect` "
+                               "is about the encounter alone.")
     expect: Expect = Field(default_factory=Expect, description="What must come out.")
 
     @field_validator("description", "source", mode="before")

@@ -8,6 +8,7 @@ CASE-FORMAT.md. A billed line with no verdict is a KB error, never a silent "rej
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class Answer:
     mode: str
     atoms: dict[int, list[Atom]] = field(default_factory=lambda: defaultdict(list))
     firings: dict[int, list[Firing]] = field(default_factory=lambda: defaultdict(list))
+    # the ids of the batch's encounters, by key: a later session's finding names the first
+    names: list[str | None] = field(default_factory=list)
 
     @classmethod
     def of(cls, kb: KB, shown: Iterable[Atom], mode: str) -> Answer:
@@ -145,6 +148,9 @@ class Answer:
 
 
 _PUBLIC_FROM_FIRINGS = {("line", 3), ("line_modifier", 3), ("verdict", 3)}
+# Findings and reasons whose subject is another session of the day: the outcome names it by
+# its id, not its batch key (OutcomeReader.named).
+NAMES_A_SESSION = frozenset({"same_day_later_session"})
 
 
 class OutcomeReader:
@@ -175,7 +181,7 @@ class OutcomeReader:
                     findings[key] = found
             elif name == "reason":
                 head = firing.head()
-                message = render_label(rule, firing.values)
+                message = self.named(head[3].name, render_label(rule, firing.values), head[4])
                 reason = Reason(head[3].name, message, rule.id, rule.source)
                 reasons[head[2]].setdefault((reason.id, message), reason)
             elif rule.signature in _PUBLIC_FROM_FIRINGS:
@@ -220,6 +226,8 @@ class OutcomeReader:
         fid = head[2].name
         subject = head[3]
         message = render_label(rule, values) if rule else fid
+        if fid in NAMES_A_SESSION:
+            message, subject = self.named(fid, message, subject), self.name(subject)
         if fid == "muscle_unmatched" and isinstance(subject, tuple) and len(subject) == 2 \
                 and isinstance(subject[1], str):
             near = self.kb.suggest(subject[1])  # the piece of text nothing read
@@ -227,6 +235,23 @@ class OutcomeReader:
                 message += ". Did you mean: " + ", ".join(near) + "?"
         return Finding(fid, self.kb.severities().get(fid, "warning"), show(subject, "raw"), message,
                        rule.id if rule else "", rule.source if rule else "")
+
+
+    def name(self, key: object) -> object:
+        """The id of the encounter with this batch key, where known."""
+        names = self.answer.names
+        if isinstance(key, int) and 0 < key <= len(names) and names[key - 1] is not None:
+            return names[key - 1]
+        return key
+
+    def named(self, fid: str, message: str, key: object) -> str:
+        """A later session's message names the first session of the day by its batch key
+        ("(2)"); keys mean nothing outside the batch, so it gets that session's id."""
+        if fid in NAMES_A_SESSION:
+            named = self.name(key)
+            if named is not key:
+                message = message.replace(f"({key})", f"({json.dumps(named)})")
+        return message
 
 
 _TEMPLATES: dict[tuple[str, str], list[tuple[str, int, str]]] = {}

@@ -5,9 +5,11 @@ the next and renders the one before), or shared with worker processes on several
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -70,7 +72,11 @@ class _Batch:
         return engine.Grounding(self.kb.program(self.mode), self.facts, self.rows) if self.good else None
 
     def answer(self, grounding: engine.Grounding | None) -> Answer | None:
-        return None if grounding is None else Answer.of(self.kb, grounding.answer(), self.mode)
+        if grounding is None:
+            return None
+        answer = Answer.of(self.kb, grounding.answer(), self.mode)
+        answer.names = [r.encounter.id if r.encounter is not None else None for r in self.good]
+        return answer
 
     def finish(self, answer: Answer | None) -> list[Coded]:
         kb, options = self.kb, self.options
@@ -111,7 +117,12 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
     (started with 'spawn': each loads the KB from its cache) share the batches, so no core
     waits for another (see _Shared). With one job, batches go through a pipeline in this
     process (see _pipelined)."""
-    batches = _paused(_batches(items, batch_size))
+    order: deque[int] = deque()
+    yield from _in_input_order(_code_batches(kb, _paused(_days_together(items, batch_size, order)), options, jobs),
+                               order)
+
+
+def _code_batches(kb: KB, batches: Iterator[list[Record | Pending]], options: Options, jobs: int) -> Iterator[Coded]:
     first = next(batches, None)
     if first is None:
         return
@@ -317,6 +328,69 @@ def _batches(records: Iterable[Record | Pending], size: int) -> Iterator[list[Re
         if not batch:
             return
         yield batch
+
+
+def _patient_day(item: Record | Pending) -> tuple[str, str] | None:
+    """(patient, date) of a record that names its patient; None for one that does not (it
+    is a patient of its own) or cannot be read (its error is reported when it is coded)."""
+    if isinstance(item, Pending):
+        if b'"patient"' not in item.raw:
+            return None
+        try:
+            doc = json.loads(item.raw)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or doc.get("patient") is None:
+            return None
+        return str(doc["patient"]), str(doc.get("date"))
+    enc = item.encounter if item.ok else None
+    if enc is None or enc.patient is None:
+        return None
+    return enc.patient, enc.date.isoformat()
+
+
+def _days_together(items: Iterable[Record | Pending], size: int, order: deque[int]) -> Iterator[list[Record | Pending]]:
+    """Batches of `size` records in which a patient's day is never split: records that name
+    a patient are held back to the end of the input and then batched a whole day at a time
+    (issue 7, item 7), so that the answer never depends on the batch size. The input
+    position of each record batched goes to `order`, for putting the output back in input
+    order. (Holding them costs memory in proportion to such records.)"""
+    batch: list[Record | Pending] = []
+    positions: list[int] = []
+    held: dict[tuple[str, str], list[tuple[int, Record | Pending]]] = {}
+    for position, item in enumerate(items):
+        day = _patient_day(item)
+        if day is not None:
+            held.setdefault(day, []).append((position, item))
+            continue
+        batch.append(item)
+        positions.append(position)
+        if len(batch) >= size:
+            order.extend(positions)
+            yield batch
+            batch, positions = [], []
+    for members in held.values():
+        if batch and len(batch) + len(members) > size:
+            order.extend(positions)
+            yield batch
+            batch, positions = [], []
+        batch.extend(item for _, item in members)
+        positions.extend(position for position, _ in members)
+    if batch:
+        order.extend(positions)
+        yield batch
+
+
+def _in_input_order(coded: Iterator[Coded], order: deque[int]) -> Iterator[Coded]:
+    """The coded records in input order; `order` gives the input position of each as it
+    comes (filled as batches are made, always ahead of what they yield)."""
+    waiting: dict[int, Coded] = {}
+    upcoming = 0
+    for item in coded:
+        waiting[order.popleft()] = item
+        while upcoming in waiting:
+            yield waiting.pop(upcoming)
+            upcoming += 1
 
 
 def _chain(head: list, tail: Iterator) -> Iterator:

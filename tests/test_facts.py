@@ -6,7 +6,7 @@ from pathlib import Path
 
 from helpers import encounters
 
-from bridge.facts import INPUTS, NOT_INPUTS, check_inputs, encounter_facts
+from bridge.facts import BATCH_INPUTS, INPUTS, NOT_INPUTS, check_inputs, day_facts, encounter_facts
 from bridge.kb import KB
 from bridge.model import BilledLine, Encounter, Guidance, Procedure, Service
 
@@ -34,8 +34,10 @@ def test_every_fact_is_an_input_predicate_with_the_key_first(kb: KB) -> None:
                           "services": [{"code": "99213", "separately_identifiable": True, "site": "left SCM"}],
                           "billed": [{"code": "20552", "modifiers": ["59"]}], "diagnoses": ["M79.12"]})[0]
     facts = encounter_facts(7, enc, kb.reader())
-    assert {(f[0], len(f) - 1) for f in facts} == {inp.signature for inp in INPUTS} == kb.inputs
+    assert {(f[0], len(f) - 1) for f in facts} == {inp.signature for inp in INPUTS} == kb.inputs - BATCH_INPUTS
     assert all(f[1] == 7 for f in facts)
+    days = day_facts(encounters(kb, {"patient": "p", "procedures": []}, {"patient": "p", "procedures": []}))
+    assert {(f[0], len(f) - 1) for f in days} == BATCH_INPUTS
 
 
 def test_ids_never_reach_the_solver(kb: KB) -> None:
