@@ -104,3 +104,14 @@ def test_the_mue_in_force_is_that_of_the_latest_quarter(imported_kb: Path) -> No
     assert q1["billed"][1]["verdict"] == "accept"
     assert {"code": "J3301", "units": 10, "modifiers": []} in q2["lines"]
     assert {r["id"] for r in q2["billed"][1]["reason_details"]} == {"units_over_mue", "drug_units_not_supported"}
+
+
+def test_a_directed_edit_falls_on_its_column_2_code(imported_kb: Path) -> None:
+    # the fixture release: 20553 (column 1) / 20552 (column 2), indicator 0
+    doc = {"date": "2025-01-06", "procedures": [{"muscle": m, "injectate": ["lidocaine 1%"]} for m in
+                                                ("right trapezius", "left trapezius", "right SCM")],
+           "billed": [{"code": "20552"}, {"code": "20553"}, {"code": "64999"}]}
+    (out,) = outcomes(imported_kb, [doc])
+    reasons = {b["code"]: {r["id"] for r in b["reason_details"]} for b in out["billed"]}
+    assert out["billed"][1]["verdict"] == "accept"
+    assert "ptp_indicator_0" in reasons["20552"]  # column 2: the edit falls on it
