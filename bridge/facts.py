@@ -63,11 +63,11 @@ INPUTS: tuple[Input, ...] = (
     Input("injectate", 3, Procedure, ("injectate",), lambda p, r: [(s,) for s in p.injectate]),
     # each substance as the reader of injectate text reads it: drug names, dose, volume
     Input("injectate_drug", 4, Procedure, ("injectate",),
-          lambda p, r: [(s, name) for s in p.injectate for name in r.substance(s).names]),
-    Input("injectate_dose", 4, Procedure, ("injectate",),
-          lambda p, r: [(s, d) for s in p.injectate if (d := r.substance(s).dose) is not None]),
-    Input("injectate_volume", 4, Procedure, ("injectate",),
-          lambda p, r: [(s, v) for s in p.injectate if (v := r.substance(s).volume) is not None]),
+          lambda p, r: [(s, d.name) for s in p.injectate for d in r.substance(s)]),
+    Input("injectate_dose", 5, Procedure, ("injectate",),
+          lambda p, r: [(s, d.name, d.dose) for s in p.injectate for d in r.substance(s) if d.dose is not None]),
+    Input("injectate_volume", 5, Procedure, ("injectate",),
+          lambda p, r: [(s, d.name, d.volume) for s in p.injectate for d in r.substance(s) if d.volume is not None]),
     # guidance entry G
     Input("guidance", 3, Guidance, ("modality",), lambda g, r: _one(Const(g.modality))),
     Input("guidance_necessity", 3, Guidance, ("necessity",), lambda g, r: _one(g.necessity) if g.necessity else []),

@@ -218,18 +218,17 @@ Id = Annotated[str, BeforeValidator(id_field), WithJsonSchema({"type": ["string"
 
 
 def time_field(value: Any) -> str:
-    """A time of day, `HH:MM` (or `H:MM`), written as `HH:MM` with two digits each. An
-    unquoted 09:30 read by a YAML 1.1 parser is the number of minutes (570): taken too."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
-        return f"{value // 60:02d}:{value % 60:02d}"
-    found = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", value.strip()) if isinstance(value, str) else None
+    """A time of day, `HH:MM` (or `H:MM`, or `HH:MM:SS`: the seconds are dropped), written
+    `HH:MM`. A number is refused: JSON has no time, and 930 could be 09:30 or 15:30."""
+    found = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])(?::[0-5][0-9])?", value.strip()) \
+        if isinstance(value, str) else None
     if found is None:
         raise _fail("must be a time of day HH:MM (00:00 to 23:59), not {value}", value=quote(str(value)[:20]))
     return f"{int(found.group(1)):02d}:{found.group(2)}"
 
 
 Time = Annotated[str, BeforeValidator(time_field), WithJsonSchema(
-    {"type": ["string", "integer"], "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"})]
+    {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"})]
 Code = Annotated[str, BeforeValidator(code_field), WithJsonSchema(
     {"type": ["string", "integer"], "pattern": "^([0-9]{5}|[0-9]{4}[FTUM]|[A-Z][0-9]{4})$"})]
 Modifier = Annotated[str, BeforeValidator(modifier_field),

@@ -402,41 +402,48 @@ def _joined(toks: list[str], words: set[str]) -> list[str]:
 
 # ---------------------------------------------------------------------- injectate text
 @dataclass(frozen=True)
-class Substance:
-    """What one injectate text says: the drug names it holds (as the lexicon writes them),
-    and the dose (tenths of a mg) or, where no dose is written, the volume (tenths of a mL)."""
+class Dose:
+    """What an injectate text says of one drug: its name (as the lexicon writes it), and the
+    dose (tenths of a mg) or, where no dose is written, the volume (tenths of a mL)."""
 
-    names: tuple[str, ...]
+    name: str
     dose: int | None
     volume: int | None
 
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
+_NUMBER = r"(\d*\.?\d+)"
 _ML = r"(?:ml|cc)\b"
-_VOLUME_OF_STRENGTH = re.compile(rf"{_NUMBER}\s*{_ML}(?:\s*of)?[^0-9]*?{_NUMBER}\s*mg\s*/\s*{_ML}")
-_STRENGTH_THEN_VOLUME = re.compile(rf"{_NUMBER}\s*mg\s*/\s*{_ML}[^0-9]*?{_NUMBER}\s*{_ML}")
+_PER = rf"mg\s*/\s*{_NUMBER}?\s*{_ML}"  # "mg/mL", "mg/1 mL", "mg/2 mL"
+_VOLUME_OF_STRENGTH = re.compile(rf"{_NUMBER}\s*{_ML}(?:\s*of)?[^0-9.]*?{_NUMBER}\s*{_PER}")
+_STRENGTH_THEN_VOLUME = re.compile(rf"{_NUMBER}\s*{_PER}[^0-9.]*?{_NUMBER}\s*{_ML}")
 _MG = re.compile(rf"{_NUMBER}\s*mg\b(?!\s*/)")
+_STATED = re.compile(rf"{_NUMBER}\s*mg\s*/\s*{_NUMBER}\s*{_ML}")
 _VOLUME = re.compile(rf"{_NUMBER}\s*{_ML}")
-
-
-def _tenths(number: str) -> int:
-    return round(float(number) * 10)
+# Where one injectate text names several drugs, each with its own dose
+# ("Kenalog 40 mg + dexamethasone 4 mg", "lidocaine 1% 4 mL with Kenalog-40 1 mL").
+_PARTS = re.compile(r"\s*(?:\+|,|;|&|\bwith\b|\band\b)\s*")
 
 
 def dose(text: str) -> tuple[int | None, int | None]:
-    """(dose, volume) of normalised injectate text, in tenths of a mg and of a mL:
-    "40 mg", "40mg", "1 mL of 40 mg/mL", "40 mg/mL, 0.5 mL", "3 mg + 3 mg" (the sum);
-    a volume alone ("1 mL") where no dose is written."""
-    for pattern, order in ((_VOLUME_OF_STRENGTH, (1, 2)), (_STRENGTH_THEN_VOLUME, (2, 1))):
-        found = pattern.search(text)
-        if found:
-            volume, strength = (found.group(i) for i in order)
-            return round(float(volume) * float(strength) * 10), None
+    """(dose, volume) of normalised injectate text about one drug, in tenths of a mg and of a
+    mL: "40 mg", "40mg", "1 mL of 40 mg/mL", "40 mg/1 mL, 0.5 mL", ".5 mL of 40 mg/mL",
+    "3 mg + 3 mg" (the sum); a volume alone ("1 mL") where no dose is written."""
+    found = _VOLUME_OF_STRENGTH.search(text)
+    if found:
+        volume, strength, per = found.group(1), found.group(2), found.group(3) or "1"
+        return round(float(volume) * float(strength) / float(per) * 10), None
+    found = _STRENGTH_THEN_VOLUME.search(text)
+    if found:
+        strength, per, volume = found.group(1), found.group(2) or "1", found.group(3)
+        return round(float(volume) * float(strength) / float(per) * 10), None
     amounts = _MG.findall(text)
     if amounts:
-        return sum(_tenths(a) for a in amounts), None
+        return sum(round(float(a) * 10) for a in amounts), None
+    found = _STATED.search(text)
+    if found:  # "40 mg/1 mL" with no other volume: the stated volume, so 40 mg
+        return round(float(found.group(1)) * 10), None
     volume = _VOLUME.search(text)
-    return None, (_tenths(volume.group(1)) if volume else None)
+    return None, (round(float(volume.group(1)) * 10) if volume else None)
 
 
 class Reader:
@@ -446,27 +453,47 @@ class Reader:
     def __init__(self, muscles: Vocabulary, drugs: Vocabulary):
         self.muscles = muscles
         self.drugs = drugs
-        self._substances: dict[str, Substance] = {}
+        self._substances: dict[str, tuple[Dose, ...]] = {}
 
     def read(self, text: str) -> Reading:
         return self.muscles.read(text)
 
-    def substance(self, text: str) -> Substance:
+    def names(self, text: str) -> list[str]:
+        toks = _joined(tokens(text), self.drugs.words)
+        names: list[str] = []
+        i = 0
+        while i < len(toks):
+            match = self.drugs.match(toks, i)
+            if match is not None and match[1].term is not None:
+                names.append(match[1].term)
+                i = match[0]
+            else:
+                i += 1
+        return names
+
+    def substance(self, text: str) -> tuple[Dose, ...]:
+        """Each drug an injectate text names, with its own dose: the text is cut where one
+        drug's part ends ("+", ",", "with", "and"); a part that names no drug belongs to the
+        drug before it ("betamethasone 3 mg + 3 mg"), or the first one."""
         found = self._substances.get(text)
         if found is None:
-            normal = normalise(text)
-            toks = _joined(tokens(normal), self.drugs.words)
-            names: list[str] = []
-            i = 0
-            while i < len(toks):
-                match = self.drugs.match(toks, i)
-                if match is not None and match[1].term is not None:
-                    names.append(match[1].term)
-                    i = match[0]
+            groups: list[tuple[list[str], list[str]]] = []  # (names, texts)
+            loose: list[str] = []
+            for part in _PARTS.split(normalise(text)):
+                names = self.names(part)
+                if names:
+                    groups.append((names, [*loose, part]))
+                    loose = []
+                elif groups:
+                    groups[-1][1].append(part)
                 else:
-                    i += 1
-            found = Substance(tuple(dict.fromkeys(names)), *dose(normal))
+                    loose.append(part)
+            doses: dict[str, Dose] = {}
+            for names, texts in groups:
+                amount, volume = dose(" ".join(texts))
+                for name in names:
+                    doses.setdefault(name, Dose(name, amount, volume))
+            found = tuple(doses.values())
             if len(self._substances) < 100_000:
                 self._substances[text] = found
         return found
-

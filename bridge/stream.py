@@ -334,15 +334,17 @@ def _patient_day(item: Record | Pending) -> tuple[str, str] | None:
     """(patient, date) of a record that names its patient; None for one that does not (it
     is a patient of its own) or cannot be read (its error is reported when it is coded)."""
     if isinstance(item, Pending):
-        if b'"patient"' not in item.raw:
+        if b'"patient"' not in item.raw:  # the common case, without parsing the line
             return None
         try:
             doc = json.loads(item.raw)
         except ValueError:
             return None
+        if isinstance(doc, dict) and isinstance(doc.get("encounter"), dict):
+            doc = doc["encounter"]  # a case on a line
         if not isinstance(doc, dict) or doc.get("patient") is None:
             return None
-        return str(doc["patient"]), str(doc.get("date"))
+        return str(doc["patient"]), str(doc.get("date")).strip()
     enc = item.encounter if item.ok else None
     if enc is None or enc.patient is None:
         return None

@@ -115,3 +115,17 @@ def test_a_directed_edit_falls_on_its_column_2_code(imported_kb: Path) -> None:
     reasons = {b["code"]: {r["id"] for r in b["reason_details"]} for b in out["billed"]}
     assert out["billed"][1]["verdict"] == "accept"
     assert "ptp_indicator_0" in reasons["20552"]  # column 2: the edit falls on it
+
+
+def test_a_code_left_out_of_the_latest_quarter_has_no_mue_then(imported_kb: Path, tmp_path: Path) -> None:
+    # 97140 is in both fixture quarters; a code only in the first quarter has no MUE in the second
+    kb = tmp_path / "kb"
+    shutil.copytree(imported_kb, kb)
+    q1 = tmp_path / "MCR_MUE_PractitionerServices_Eff_01-01-2024.csv"
+    q1.write_text(MUE_Q1.read_text() + '99486,4,"1 Line Edit","Clinical: CMS Workgroup"\n')
+    proc = tpkb("--kb", str(kb), "import", "mue", str(q1), str(MUE_Q2))
+    assert proc.returncode == 0, proc.stderr
+    doc = {"procedures": [], "billed": [{"code": "99486", "units": 5}]}
+    q1_out, q2_out = outcomes(kb, [{**doc, "date": "2024-03-31"}, {**doc, "date": "2024-04-01"}])
+    assert q1_out["billed"][0]["verdict"] == "reject"
+    assert q2_out["billed"][0]["verdict"] == "not_reviewed"

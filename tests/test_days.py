@@ -77,7 +77,8 @@ def test_the_first_session_is_by_time_then_id(kb: KB) -> None:
 
 
 def test_time_is_hh_mm(kb: KB) -> None:
-    (enc,) = encounters(kb, {"patient": 12, "time": 570, "procedures": []})
+    (enc,) = encounters(kb, {"patient": 12, "time": "9:30:15", "procedures": []})
     assert (enc.patient, enc.time) == ("12", "09:30")
-    with pytest.raises(ValueError, match="time of day"):
-        encounters(kb, {"time": "25:00", "procedures": []})
+    for bad in ("25:00", 930):
+        with pytest.raises(ValueError, match="time of day"):
+            encounters(kb, {"time": bad, "procedures": []})
