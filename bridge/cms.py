@@ -21,6 +21,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .engine import fact_text
 from .terms import Const
@@ -113,15 +114,27 @@ def read_ptp(paths: Sequence[Path], focus: Iterable[str] = FOCUS) -> Import:
     return out
 
 
-def read_ptp_extract(path: Path) -> Import:
-    """The shipped extract (ptp_focus_pairs_2026q2.json): {code: [[other, indicator,
-    rationale], ...]}. Column direction and dates were not kept: each pair is written once,
-    lower code first, in force on every date (the caveat goes with the facts)."""
+def _extract(path: Path, kind: type) -> tuple[Import, Any]:
+    """A shipped extract's JSON (a `kind`: dict or list), and its Import; None (and the
+    problem) if it cannot be read as one."""
     out = Import(sources=[path.name])
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         out.problem(str(path), f"cannot be read as JSON: {exc}")
+        return out, None
+    if not isinstance(data, kind):
+        out.problem(str(path), f"holds a JSON {type(data).__name__}, not the {kind.__name__} of the extract")
+        return out, None
+    return out, data
+
+
+def read_ptp_extract(path: Path) -> Import:
+    """The shipped extract (ptp_focus_pairs_2026q2.json): {code: [[other, indicator,
+    rationale], ...]}. Column direction and dates were not kept: each pair is written once,
+    lower code first, in force on every date (the caveat goes with the facts)."""
+    out, data = _extract(path, dict)
+    if data is None:
         return out
     seen: dict[tuple[str, str], tuple] = {}
     for code, partners in sorted(data.items()):
@@ -220,11 +233,8 @@ def read_mue(paths: Sequence[Path], effective: int | None = None) -> Import:
 def read_mue_extract(path: Path) -> Import:
     """The shipped extract (mue_practitioner_2026q2_full.json): [[code, value, MAI,
     rationale], ...]."""
-    out = Import(sources=[path.name])
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        out.problem(str(path), f"cannot be read as JSON: {exc}")
+    out, data = _extract(path, list)
+    if data is None:
         return out
     for k, entry in enumerate(data, start=1):
         if not (isinstance(entry, list) and len(entry) == 4 and _CODE.fullmatch(str(entry[0]))

@@ -22,7 +22,7 @@ from operator import itemgetter
 from typing import Any
 
 from .kb import KB
-from .outcome import NAMES_A_SESSION, Answer, Firing, Outcome, render_label
+from .outcome import Answer, Firing, Outcome, render_label, subject_text
 from .rules import PLACEHOLDER as _PLACEHOLDER
 from .rules import Rule
 from .terms import ANY, Atom, Pat, instantiate, matches, show
@@ -55,6 +55,7 @@ class Conclusion:
 class Graph:
     nodes: list[Node]
     conclusions: list[Conclusion]
+    names: list[str | None] = field(default_factory=list)  # the batch's ids, for {F:session} in labels
 
 
 class Known:
@@ -121,6 +122,7 @@ class GraphBuilder:
 
     def __init__(self, kb: KB, answer: Answer, key: int, facts: list[Atom]):
         self.known = Known(kb, answer, key, facts)
+        self.names = answer.names
         self.nodes: list[Node] = []
         self.atom_nodes: dict[Any, list[int]] = {}
         self.firing_nodes: dict[tuple, int] = {}
@@ -134,9 +136,9 @@ class GraphBuilder:
                 conclusions.append(Conclusion("modifier", f"modifier {m} on {line.code}",
                                               self.derive(("line_modifier", key, line.code, m))))
         for f in outcome.findings:
-            atoms = [a for a in self.known.by_name.get("finding", ()) if a[2].name == f.id
-                     and (show(a[3], "raw") == f.subject or f.id in NAMES_A_SESSION)]
-            roots = [n for a in atoms for n in self.derive(a)]
+            atoms = [a for a in self.known.by_name.get("finding", ()) if a[2].name == f.id]
+            roots = [n for a in atoms for n in self.derive(a)
+                     if subject_text(self._rule(n), a, self.names) == f.subject]
             conclusions.append(Conclusion("finding", f"finding {f.severity} {f.id}: {f.message}", roots))
         for b, billed in enumerate(outcome.billed or [], start=1):
             verdict = [a for a in self.known.by_name.get("verdict", ()) if a[2] == b]
@@ -145,14 +147,17 @@ class GraphBuilder:
                                           f"{billed.verdict}", [n for a in verdict for n in self.derive(a)]))
             for reason in billed.reasons:
                 atoms = [a for a in self.known.by_name.get("reason", ()) if a[2] == b and a[3].name == reason.id]
-                roots = [n for a in atoms for n in self.derive(a)
-                         if self._message(n) == reason.message or reason.id in NAMES_A_SESSION]
+                roots = [n for a in atoms for n in self.derive(a) if self._message(n) == reason.message]
                 conclusions.append(Conclusion("reason", f"reason {reason.id}: {reason.message}", roots))
-        return Graph(self.nodes, conclusions)
+        return Graph(self.nodes, conclusions, self.names)
+
+    def _rule(self, n: int) -> Rule | None:
+        firing = self.nodes[n].firing
+        return firing.rule if firing is not None else None
 
     def _message(self, n: int) -> str | None:
         firing = self.nodes[n].firing
-        return render_label(firing.rule, firing.values) if firing is not None else None
+        return render_label(firing.rule, firing.values, self.names) if firing is not None else None
 
     def derive(self, atom: Atom) -> list[int]:
         """The nodes that derived `atom`: one per rule firing, or one fact node."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from .kb import FIRED, KB
 from .model import Encounter
 from .rules import PLACEHOLDER as _PLACEHOLDER
 from .rules import Rule
-from .terms import Atom, show
+from .terms import Atom, Var, show
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -148,9 +148,6 @@ class Answer:
 
 
 _PUBLIC_FROM_FIRINGS = {("line", 3), ("line_modifier", 3), ("verdict", 3)}
-# Findings and reasons whose subject is another session of the day: the outcome names it by
-# its id, not its batch key (OutcomeReader.named).
-NAMES_A_SESSION = frozenset({"same_day_later_session"})
 
 
 class OutcomeReader:
@@ -181,7 +178,7 @@ class OutcomeReader:
                     findings[key] = found
             elif name == "reason":
                 head = firing.head()
-                message = self.named(head[3].name, render_label(rule, firing.values), head[4])
+                message = render_label(rule, firing.values, self.answer.names)
                 reason = Reason(head[3].name, message, rule.id, rule.source)
                 reasons[head[2]].setdefault((reason.id, message), reason)
             elif rule.signature in _PUBLIC_FROM_FIRINGS:
@@ -225,40 +222,21 @@ class OutcomeReader:
     def finding(self, head: Atom, rule: Rule | None, values: tuple) -> Finding:
         fid = head[2].name
         subject = head[3]
-        message = render_label(rule, values) if rule else fid
-        if fid in NAMES_A_SESSION:
-            message, subject = self.named(fid, message, subject), self.name(subject)
+        message = render_label(rule, values, self.answer.names) if rule else fid
         if fid == "muscle_unmatched" and isinstance(subject, tuple) and len(subject) == 2 \
                 and isinstance(subject[1], str):
             near = self.kb.suggest(subject[1])  # the piece of text nothing read
             if near:
                 message += ". Did you mean: " + ", ".join(near) + "?"
-        return Finding(fid, self.kb.severities().get(fid, "warning"), show(subject, "raw"), message,
-                       rule.id if rule else "", rule.source if rule else "")
-
-
-    def name(self, key: object) -> object:
-        """The id of the encounter with this batch key, where known."""
-        names = self.answer.names
-        if isinstance(key, int) and 0 < key <= len(names) and names[key - 1] is not None:
-            return names[key - 1]
-        return key
-
-    def named(self, fid: str, message: str, key: object) -> str:
-        """A later session's message names the first session of the day by its batch key
-        ("(2)"); keys mean nothing outside the batch, so it gets that session's id."""
-        if fid in NAMES_A_SESSION:
-            named = self.name(key)
-            if named is not key:
-                message = message.replace(f"({key})", f"({json.dumps(named)})")
-        return message
+        return Finding(fid, self.kb.severities().get(fid, "warning"), subject_text(rule, head, self.answer.names),
+                       message, rule.id if rule else "", rule.source if rule else "")
 
 
 _TEMPLATES: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
 
 
-def render_label(rule: Rule, values: tuple) -> str:
-    """The rule's label with each {Var} replaced by the rule's value for it."""
+def _template(rule: Rule) -> list[tuple[str, int, str]]:
+    """The rule's label cut at its placeholders: (text before, index of the variable, format)."""
     parts = _TEMPLATES.get((rule.id, rule.label))
     if parts is None:
         parts, pos = [], 0
@@ -268,10 +246,37 @@ def render_label(rule: Rule, values: tuple) -> str:
             pos = match.end()
         parts.append((rule.label[pos:], -1, ""))
         _TEMPLATES[(rule.id, rule.label)] = parts
+    return parts
+
+
+def session_name(key: object, names: Sequence[str | None]) -> object:
+    """The id of the batch's encounter with this key ({F:session} in a label): keys mean
+    nothing outside the batch. The key itself where the id is not known."""
+    if isinstance(key, int) and 0 < key <= len(names) and names[key - 1] is not None:
+        return names[key - 1]
+    return key
+
+
+def render_label(rule: Rule, values: tuple, names: Sequence[str | None] = ()) -> str:
+    """The rule's label with each {Var} replaced by the rule's value for it."""
     out = []
-    for text, index, fmt in parts:
+    for text, index, fmt in _template(rule):
         out.append(text)
         if index >= 0:
             value = values[index]
-            out.append(value if type(value) is str else show(value, fmt))
+            if fmt == "session":
+                named = session_name(value, names)
+                out.append(json.dumps(named) if named is not value else show(value))
+            else:
+                out.append(value if type(value) is str else show(value, fmt))
     return "".join(out)
+
+
+def subject_text(rule: Rule | None, head: Atom, names: Sequence[str | None]) -> str:
+    """A finding's subject as the outcome shows it: a session ({F:session} in the label) by
+    its id, anything else as written."""
+    arg = rule.head.args[2] if rule is not None and len(rule.head.args) > 2 else None
+    if isinstance(arg, Var) and any(rule.variables[i] == arg.name and fmt == "session"  # type: ignore[union-attr]
+                                    for _, i, fmt in _template(rule) if i >= 0):  # type: ignore[arg-type]
+        return str(session_name(head[3], names))
+    return show(head[3], "raw")

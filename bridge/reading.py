@@ -124,6 +124,21 @@ class Vocabulary:
                 self._cache[text] = reading
         return reading
 
+    def terms_in(self, text: str) -> list[str]:
+        """The terms of normalised text, each by longest match, left to right (no lists, no
+        side words: the reader of injectate text)."""
+        toks = _joined(tokens(text), self.words)
+        found: list[str] = []
+        i = 0
+        while i < len(toks):
+            match = self.match(toks, i)
+            if match is not None and match[1].term is not None:
+                found.append(match[1].term)
+                i = match[0]
+            else:
+                i += 1
+        return found
+
     def match(self, toks: list[str] | tuple[str, ...], i: int) -> tuple[int, _Node] | None:
         """The longest term or side word starting at token i: (end, node)."""
         node, best, j = self.root, None, i
@@ -458,19 +473,6 @@ class Reader:
     def read(self, text: str) -> Reading:
         return self.muscles.read(text)
 
-    def names(self, text: str) -> list[str]:
-        toks = _joined(tokens(text), self.drugs.words)
-        names: list[str] = []
-        i = 0
-        while i < len(toks):
-            match = self.drugs.match(toks, i)
-            if match is not None and match[1].term is not None:
-                names.append(match[1].term)
-                i = match[0]
-            else:
-                i += 1
-        return names
-
     def substance(self, text: str) -> tuple[Dose, ...]:
         """Each drug an injectate text names, with its own dose: the text is cut where one
         drug's part ends ("+", ",", "with", "and"); a part that names no drug belongs to the
@@ -480,7 +482,7 @@ class Reader:
             groups: list[tuple[list[str], list[str]]] = []  # (names, texts)
             loose: list[str] = []
             for part in _PARTS.split(normalise(text)):
-                names = self.names(part)
+                names = self.drugs.terms_in(part)
                 if names:
                     groups.append((names, [*loose, part]))
                     loose = []

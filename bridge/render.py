@@ -103,7 +103,7 @@ def to_json(kb: KB, graph: Graph, full: bool = False) -> dict:
                 if rule.plumbing:
                     fixed["plumbing"] = True
             item.update(fixed)
-            item["label"] = render_label(rule, node.firing.values)
+            item["label"] = render_label(rule, node.firing.values, graph.names)
             item["bindings"] = {v: _json_value(x) for v, x in zip(rule.variables, node.firing.values)
                                 if v != rule.encounter}
             if node.negated:
@@ -171,7 +171,7 @@ def to_text(kb: KB, graph: Graph, full: bool = False, depth: int | None = None, 
         node = graph.nodes[n]
         shown.add(n)
         kids = [k for k in edges.get(n, []) if k not in skip]
-        label = render_label(node.firing.rule, node.firing.values)  # type: ignore[union-attr]
+        label = render_label(node.firing.rule, node.firing.values, graph.names)  # type: ignore[union-attr]
         out.append(f"{indent * level}{label}  {tag(node)}{again(kids)}")
         below(node, kids, level, skip, above)
 
@@ -248,7 +248,7 @@ def to_dot(kb: KB, graphs: Iterable[tuple[str, Graph]], full: bool = False) -> s
         for n in order:
             node = graph.nodes[n]
             if node.firing is not None:
-                text = f"{node.firing.rule.id}\\n{render_label(node.firing.rule, node.firing.values)}"
+                text = f"{node.firing.rule.id}\\n{render_label(node.firing.rule, node.firing.values, graph.names)}"
                 lines.append(f"    n{g}_{n} [shape=ellipse, label={_dot(text, raw_breaks=True)}];")
             else:
                 lines.append(f"    n{g}_{n} [shape=note, label={_dot(reading(kb, node.atom))}];")

@@ -26,7 +26,7 @@ from .terms import ANY, Atom, Const, Op, Other, Pat, Value, Var, instantiate_ato
 
 ANNOTATION_KEYS = ("rule", "label", "source", "kind")
 KINDS = ("policy", "plumbing")
-LABEL_FORMATS = ("date", "tenths")
+LABEL_FORMATS = ("date", "tenths", "session")
 _ANNOTATION = re.compile(r"%@\s*(\w+)\s*:\s*(.*?)\s*")
 PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _DOC = re.compile(r"%\*!\s*(\w+)\(([^)]*)\)\s*:(.*?)\*%", re.S)
