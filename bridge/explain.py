@@ -22,7 +22,7 @@ from operator import itemgetter
 from typing import Any
 
 from .kb import KB
-from .outcome import Answer, Firing, Outcome, render_label, subject_text
+from .outcome import FINDING_HEADS, Answer, Firing, Outcome, as_finding, render_label, subject_text
 from .rules import PLACEHOLDER as _PLACEHOLDER
 from .rules import Rule
 from .terms import ANY, Atom, Pat, instantiate, matches, show
@@ -136,9 +136,10 @@ class GraphBuilder:
                 conclusions.append(Conclusion("modifier", f"modifier {m} on {line.code}",
                                               self.derive(("line_modifier", key, line.code, m))))
         for f in outcome.findings:
-            atoms = [a for a in self.known.by_name.get("finding", ()) if a[2].name == f.id]
+            atoms = [a for name in FINDING_HEADS for a in self.known.by_name.get(name, ())
+                     if as_finding(a)[2].name == f.id]
             roots = [n for a in atoms for n in self.derive(a)
-                     if subject_text(self._rule(n), a, self.names) == f.subject]
+                     if subject_text(self._rule(n), as_finding(a), self.names) == f.subject]
             conclusions.append(Conclusion("finding", f"finding {f.severity} {f.id}: {f.message}", roots))
         for b, billed in enumerate(outcome.billed or [], start=1):
             verdict = [a for a in self.known.by_name.get("verdict", ()) if a[2] == b]

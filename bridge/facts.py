@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .model import BilledLine, Encounter, Guidance, Procedure, Service
+from .model import BilledLine, Encounter, Guidance, PriorSession, Procedure, Service
 from .reading import Reader, normalise
 from .terms import Atom, Const
 
@@ -24,6 +24,17 @@ from .terms import Atom, Const
 def date_number(d: object) -> int:
     """A date as the KB compares dates: the integer yyyymmdd."""
     return d.year * 10000 + d.month * 100 + d.day  # type: ignore[attr-defined]
+
+
+def day_number(d: object) -> int:
+    """A date as a count of days (day 1 is 0001-01-01): windows of days ("6 weeks", "90
+    days") are differences of day numbers, right across month and year ends and leap days."""
+    return d.toordinal()  # type: ignore[attr-defined]
+
+
+def _history_mentions(h: PriorSession, r: Reader) -> list:
+    """The mentions of a prior session's muscle texts, numbered across its texts."""
+    return [m for text in h.muscles or () for m in r.read(text).mentions]
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,15 @@ def _one(*values: object) -> list[tuple]:
 INPUTS: tuple[Input, ...] = (
     Input("encounter", 1, Encounter, (), lambda e, r: _one()),
     Input("date", 2, Encounter, ("date",), lambda e, r: _one(date_number(e.date))),
+    Input("day", 2, Encounter, ("date",), lambda e, r: _one(day_number(e.date))),
     Input("payer", 2, Encounter, ("payer",), lambda e, r: _one(e.payer)),
     Input("diagnosis", 2, Encounter, ("diagnoses",), lambda e, r: [(d,) for d in e.diagnoses]),
+    Input("abn", 1, Encounter, ("abn",), lambda e, r: _one() if e.abn else []),
+    Input("provider", 2, Encounter, ("provider",), lambda e, r: _one(Const(e.provider.type)) if e.provider else []),
+    Input("provider_acupuncture_license", 1, Encounter, ("provider",),
+          lambda e, r: _one() if e.provider and e.provider.acupuncture_license else []),
+    Input("low_back_pain_weeks", 2, Encounter, ("low_back_pain_weeks",),
+          lambda e, r: _one(e.low_back_pain_weeks) if e.low_back_pain_weeks is not None else []),
     # procedure P (1, 2, ...) of the encounter
     Input("procedure", 3, Procedure, ("muscle",), lambda p, r: _one(normalise(p.muscle))),
     # the muscle text as the reader splits it (bridge/reading.py): mention I of procedure P
@@ -80,6 +98,14 @@ INPUTS: tuple[Input, ...] = (
     # the muscles the site names, as the reader of muscle text reads it
     Input("service_site_term", 3, Service, ("site",),
           lambda s, r: [(m.term,) for m in r.read(s.site).mentions] if s.site else []),
+    # prior session H of the patient's (history): its date (yyyymmdd and day number), codes, muscles
+    Input("history", 4, PriorSession, ("date",), lambda h, r: _one(date_number(h.date), day_number(h.date))),
+    Input("history_code", 3, PriorSession, ("codes",), lambda h, r: [(c,) for c in h.codes]),
+    Input("history_muscles", 2, PriorSession, ("muscles",), lambda h, r: _one() if h.muscles else []),
+    Input("history_mention", 4, PriorSession, ("muscles",),
+          lambda h, r: [(i, m.term) for i, m in enumerate(_history_mentions(h, r), start=1)]),
+    Input("history_mention_side", 4, PriorSession, ("muscles",),
+          lambda h, r: [(i, w) for i, m in enumerate(_history_mentions(h, r), start=1) for w in m.sides]),
     # billed line B
     Input("billed", 4, BilledLine, ("code", "units"), lambda b, r: _one(b.code, b.units)),
     Input("billed_modifier", 3, BilledLine, ("modifiers",), lambda b, r: [(m,) for m in b.modifiers]),
@@ -94,6 +120,7 @@ NOT_INPUTS: dict[tuple[type, str], str] = {
     (Encounter, "services"): "each service's fields are inputs, under its position S",
     (Procedure, "trigger_points"): "CPT counts muscles, not trigger points: no rule may depend on it",
     (Encounter, "patient"): "grouped here into same_day/2 (day_facts): the KB sees keys, never the patient",
+    (Encounter, "history"): "each prior session's fields are inputs, under its position H",
     (Encounter, "time"): "orders a patient's sessions of one day in day_facts (the first session is found here)",
 }
 
@@ -103,7 +130,8 @@ BATCH_INPUTS = {("same_day", 2), ("day_includes", 2)}
 _ITEMS: tuple[tuple[Callable[[Encounter], list], tuple[tuple[str, Callable], ...]], ...] = tuple(
     (items, tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is model))
     for model, items in ((Procedure, lambda e: e.procedures), (Guidance, lambda e: e.guidance),
-                         (Service, lambda e: e.services), (BilledLine, lambda e: e.billed or [])))
+                         (Service, lambda e: e.services), (BilledLine, lambda e: e.billed or []),
+                         (PriorSession, lambda e: e.history)))
 _TOP = tuple((inp.predicate, inp.rows) for inp in INPUTS if inp.model is Encounter)
 
 

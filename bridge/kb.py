@@ -49,8 +49,10 @@ from .terms import Atom, Pat, Var, strings
 FIRED = "_tpkb_fired"
 # The lexicon tables whose first column is a term the reader of documentation recognises.
 TERM_TABLES = ("muscle_name", "muscle_part_name", "group_name", "region_term", "ambiguous_term")
-MESSAGE_HEADS = {("finding", 3), ("reason", 4)}  # their labels are messages of an outcome
-MESSAGE_HIDDEN = {("finding", 3), ("reject_reason", 4)}  # carried by the firings in "messages" mode
+# not_covered(E, C, Id) is a finding too (id Id, subject C): kept apart from finding/3 so
+# that the coverage layer, which findings of the audit depend on, does not depend on them.
+MESSAGE_HEADS = {("finding", 3), ("not_covered", 3), ("reason", 4)}  # their labels are messages of an outcome
+MESSAGE_HIDDEN = {("finding", 3), ("not_covered", 3), ("reject_reason", 4)}  # carried by the firings ("messages")
 MODES = ("plain", "messages", "full")
 SCHEMA, SHOW, REFERENCE = "kb/schema.lp", "kb/show.lp", "kb/reference/"
 
@@ -77,6 +79,10 @@ class KB:
 
     def table_rows(self, name: str) -> list[Atom]:
         return self.tables.rows(name)
+
+    def coverage_denials(self) -> dict[str, str]:
+        """Coverage finding id -> necessity or excluded (kb/reference/coverage.lp)."""
+        return self._lookup("coverage_denial")
 
     def severities(self) -> dict[str, str]:
         """Finding id -> error, warning or info (kb/reference/findings.lp)."""
@@ -331,6 +337,10 @@ def _check_registries(kb: KB, errors: list[str]) -> None:
     for rule, position, registry, missing in (
             *((r, 1, kb.severities(), "has no severity in kb/reference/findings.lp") for r in kb.by_number
               if r.signature == ("finding", 3)),
+            *((r, 2, kb.severities(), "has no severity in kb/reference/findings.lp") for r in kb.by_number
+              if r.signature == ("not_covered", 3)),
+            *((r, 2, kb.coverage_denials(), "has no basis in kb/reference/coverage.lp (coverage_denial)")
+              for r in kb.by_number if r.signature == ("not_covered", 3)),
             *((r, 2, kb.reasons(), "is not in kb/reference/reasons.lp") for r in kb.by_number
               if r.signature == ("reason", 4))):
         ident = constants_in_head(rule, position)

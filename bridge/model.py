@@ -41,6 +41,8 @@ MAX_ITEMS = 200  # procedures, guidance entries, billed lines, list items
 SIDES = ("left", "right", "bilateral")
 MODALITIES = ("ultrasound", "fluoroscopy", "ct", "mri")
 VERDICTS = ("accept", "reject", "not_reviewed")
+PROVIDER_TYPES = ("physician", "nurse_practitioner", "physician_assistant", "clinical_nurse_specialist",
+                  "physical_therapist", "chiropractor", "acupuncturist")
 
 # CPT: five digits (Category I), four digits and F (Category II), T (Category III),
 # U (proprietary laboratory analyses) or M (multianalyte assays); HCPCS Level II: a letter
@@ -239,6 +241,8 @@ Date = Annotated[dt.date, BeforeValidator(date_field), WithJsonSchema({"type": "
 Side = Annotated[str, BeforeValidator(_choice(SIDES, "side")), WithJsonSchema({"enum": list(SIDES)})]
 Modality = Annotated[str, BeforeValidator(_choice(MODALITIES, "modality")), WithJsonSchema({"enum": list(MODALITIES)})]
 Verdict = Annotated[str, BeforeValidator(_choice(VERDICTS, "verdict")), WithJsonSchema({"enum": list(VERDICTS)})]
+ProviderType = Annotated[str, BeforeValidator(_choice(PROVIDER_TYPES, "provider type")),
+                         WithJsonSchema({"enum": list(PROVIDER_TYPES)})]
 Ident = Annotated[str, BeforeValidator(ident_field), WithJsonSchema({"type": "string", "pattern": "^[a-z][a-z0-9_]*$"})]
 
 
@@ -252,6 +256,8 @@ Idents = Annotated[list[Ident], BeforeValidator(_list_of("ids"))]
 Codes = Annotated[list[Code], BeforeValidator(_list_of("codes"))]
 Positive = Annotated[int, BeforeValidator(whole_number(1, 999)),
                      WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 999})]
+Weeks = Annotated[int, BeforeValidator(whole_number(0, 5200)),
+                  WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 5200})]
 TriggerPoints = Annotated[int, BeforeValidator(whole_number(1, 1000)),
                           WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 1000})]
 
@@ -316,8 +322,38 @@ class Service(Strict):
                              "the muscles injected (modifier 59 or XS).")
 
 
+def _muscle_list(value: Any) -> Any:
+    """A prior session's muscles: a list of muscle texts, or one text (read as a list of one)."""
+    return [value] if isinstance(value, str) else _list_of("muscle texts")(value)
+
+
+class PriorSession(Strict):
+    """A session of the patient's before this one, as the record shows it: what payer
+    coverage policies count (sessions in 12 months, a repeat in the same muscle within
+    six weeks)."""
+
+    date: Date = Field(description="Its date of service, `YYYY-MM-DD`; not after the encounter's date.")
+    codes: Annotated[list[Code], BeforeValidator(_list_of("codes"))] = Field(
+        description="The codes reported for it, e.g. `[20553]`; the policies count sessions by their codes.")
+    muscles: Annotated[list[Lines] | None, BeforeValidator(_muscle_list)] = Field(
+        None, description="The muscles it treated, written as in a procedure's `muscle` (\"R trapezius, L levator "
+        "scapulae\"); absent: not known, and a policy that asks for the same location assumes it was the same "
+        "(and says so).")
+
+
+class Provider(Strict):
+    """Who performed the session: payer policies cover some services only from some providers."""
+
+    type: ProviderType = Field(description="One of " + ", ".join(f"`{t}`" for t in PROVIDER_TYPES) + ".")
+    acupuncture_license: StrictBool = Field(
+        False, description="`true` where the provider holds the master's or doctoral degree in acupuncture or "
+        "Oriental Medicine from an ACAOM-accredited school and a current, full, active and unrestricted state "
+        "licence to practise acupuncture (NCD 30.3.3); default `false`.")
+
+
 Procedures = Annotated[list[Procedure], BeforeValidator(_list_of("procedures"))]
 Services = Annotated[list[Service], BeforeValidator(_list_of("services"))]
+History = Annotated[list[PriorSession], BeforeValidator(_list_of("prior sessions"))]
 GuidanceEntries = Annotated[list[Guidance], BeforeValidator(_list_of("guidance entries"))]
 BilledLines = Annotated[list[BilledLine], BeforeValidator(_list_of("billed lines"))]
 
@@ -346,6 +382,25 @@ class Encounter(Strict):
                                "(E/M visit, injection administration, nerve block, joint injection), a list.")
     billed: BilledLines | None = Field(None, description="The claim as submitted; its "
                                                              "presence turns on the audit.")
+    history: History = Field(default_factory=list, description="The patient's prior sessions, a list of "
+                             "`{date, codes, muscles}`; payer coverage policies count them (kb/payers/).")
+    abn: StrictBool = Field(False, description="`true` where the patient signed an advance beneficiary notice "
+                            "(Medicare) for this service; a line that is not covered is then reported with GA.")
+    provider: Provider | None = Field(None, description="Who performed the session, `{type, "
+                                      "acupuncture_license}`; absent: a physician is assumed where a policy asks "
+                                      "(and a finding says so).")
+    low_back_pain_weeks: Weeks | None = Field(None, description="How many weeks the patient's low back pain has "
+                                              "lasted, as documented (NCD 30.3.3 asks for 12 or more).")
+
+    @field_validator("history", mode="after")
+    @classmethod
+    def _history_before(cls, value: list[PriorSession], info: ValidationInfo) -> list[PriorSession]:
+        dos = info.data.get("date")
+        for i, prior in enumerate(value):
+            if dos is not None and prior.date > dos:
+                raise _fail("entry {i} has date {d}, after the date of service {dos}: history holds prior sessions",
+                            i=i, d=prior.date.isoformat(), dos=dos.isoformat())
+        return value
 
     @field_validator("payer", mode="before")
     @classmethod

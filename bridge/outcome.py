@@ -148,6 +148,13 @@ class Answer:
 
 
 _PUBLIC_FROM_FIRINGS = {("line", 3), ("line_modifier", 3), ("verdict", 3)}
+FINDING_HEADS = ("finding", "not_covered")
+
+
+def as_finding(atom: Atom) -> Atom:
+    """A finding atom: finding(E, Id, Subject) as it is, or not_covered(E, C, Id) as the
+    finding Id about C (kb/rules/coverage.lp)."""
+    return ("finding", atom[1], atom[3], atom[2]) if atom[0] == "not_covered" else atom
 
 
 class OutcomeReader:
@@ -167,10 +174,10 @@ class OutcomeReader:
         for firing in self.answer.firings.get(self.key, ()):
             rule = firing.rule
             name = rule.head.name
-            if name == "finding":
+            if name in FINDING_HEADS:
                 # One finding per id and subject; where several firings say it, the one
                 # whose message sorts first, whatever the answer set's order.
-                head = firing.head()
+                head = as_finding(firing.head())
                 key = (head[2], show(head[3], "raw"))
                 found = self.finding(head, rule, firing.values)
                 kept = findings.get(key)
@@ -191,7 +198,8 @@ class OutcomeReader:
                 mods[atom[2]].append(atom[3])
             elif name == "verdict":
                 verdicts[atom[2]] = atom[3].name
-            elif name == "finding":  # plain mode: no firings to take messages from
+            elif name in FINDING_HEADS:  # plain mode: no firings to take messages from
+                atom = as_finding(atom)
                 findings.setdefault((atom[2], show(atom[3], "raw")), self.finding(atom, None, ()))
             elif name == "reject_reason":
                 reasons[atom[2]].setdefault((atom[3].name, atom[3].name), Reason(atom[3].name, atom[3].name, "", ""))
@@ -275,7 +283,7 @@ def render_label(rule: Rule, values: tuple, names: Sequence[str | None] = ()) ->
 def subject_text(rule: Rule | None, head: Atom, names: Sequence[str | None]) -> str:
     """A finding's subject as the outcome shows it: a session ({F:session} in the label) by
     its id, anything else as written."""
-    arg = rule.head.args[2] if rule is not None and len(rule.head.args) > 2 else None
+    arg = rule.head.args[2] if rule is not None and rule.head.name == "finding" and len(rule.head.args) > 2 else None
     if isinstance(arg, Var) and any(rule.variables[i] == arg.name and fmt == "session"  # type: ignore[union-attr]
                                     for _, i, fmt in _template(rule) if i >= 0):  # type: ignore[arg-type]
         return str(session_name(head[3], names))

@@ -22,7 +22,7 @@ from bridge.model import Encounter
 from bridge.outcome import Answer
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC = {"line", "line_modifier", "finding", "verdict", "reject_reason"}
+PUBLIC = {"line", "line_modifier", "finding", "not_covered", "verdict", "reject_reason"}
 
 
 @pytest.fixture(scope="module")
