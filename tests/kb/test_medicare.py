@@ -6,7 +6,7 @@ import pytest
 
 from helpers import dry, inj, lines, rejected
 
-PROCS = [inj("trapezius", "right"), dry("levator scapulae", "right")]
+PROCS = [inj("trapezius", "right"), dry("quadratus lumborum", "right")]
 COVERED = {"diagnoses": ["M79.12", "M54.50"], "low_back_pain_weeks": 20, "provider": {"type": "physician"}}
 MEDICARE = ["medicare-cgs", "medicare-ngs", "medicare-noridian", "medicare-palmetto", "medicare-wps",
             "medicare-novitas", "medicare-fcso"]
