@@ -121,6 +121,15 @@ def test_finding_without_a_severity_is_a_kb_error_at_the_rule(kb_copy: Path) -> 
     assert "'guidance_ct_unreportable' has no severity in kb/reference/findings.lp" in message
 
 
+def test_unregistered_coverage_id_is_a_kb_error_at_the_rule(kb_copy: Path) -> None:
+    line = edit(kb_copy / "rules" / "coverage.lp", "not_covered(E, C, policy_frequency)",
+                "not_covered(E, C, policy_frequencey)")
+    message = refused(kb_copy)
+    assert f"kb/rules/coverage.lp:{line}" in message
+    assert "'policy_frequencey' has no severity in kb/reference/findings.lp" in message
+    assert "'policy_frequencey' has no basis in kb/reference/coverage.lp (coverage_denial)" in message
+
+
 def test_unregistered_reason_is_a_kb_error_at_the_rule(kb_copy: Path) -> None:
     line = edit(kb_copy / "rules" / "audit.lp", "reason(E, B, duplicate_line, B0)", "reason(E, B, duplicated, B0)")
     message = refused(kb_copy)
