@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import (
@@ -372,7 +373,12 @@ class Encounter(Strict):
                                "Like the id, it never reaches the solver.")
     time: Time | None = Field(None, description="Time of the session, `HH:MM`; orders a patient's sessions of one "
                               "day (then the id).")
-    payer: str = Field("cpt", description="Payer profile (see kb/reference/profiles.lp).")
+    payer: str = Field("cpt", description="Payer profile (kb/reference/profiles.lp): `cpt` (default), "
+                       "`medicare-cgs`, `medicare-ngs`, `medicare-noridian`, `medicare-palmetto`, `medicare-wps`, "
+                       "`medicare-novitas`, `medicare-fcso`, `bcbsa`, `emblemhealth`, `evicore`. Case, spaces and "
+                       "punctuation do not matter, and a name that adds to a profile id or shortens it "
+                       "(\"eviCore CMM-202\", \"BCBS\", \"Novitas\") means it where no other profile fits; the "
+                       "outcome names the profile.")
     diagnoses: Diagnoses = Field(default_factory=list, description="ICD-10-CM codes, e.g. `[M79.12]`.")
     procedures: Procedures = Field(description="The needle procedures of the session, a list "
                                                        "(may be empty).")
@@ -407,10 +413,28 @@ class Encounter(Strict):
     def _known_payer(cls, value: Any, info: ValidationInfo) -> str:
         text = _text(value, limit=60)
         profiles = (info.context or {}).get("profiles")
-        if profiles and text not in profiles:
+        if not profiles or text in profiles:
+            return text
+        found = profile_named(text, profiles)
+        if found is None:
             raise _fail("unknown payer profile {value} (known: {known})", value=quote(text),
                         known=", ".join(sorted(profiles)))
-        return text
+        return found
+
+
+def profile_named(text: str, profiles: Iterable[str]) -> str | None:
+    """The profile a payer name means, written as people write it: case, spaces and
+    punctuation do not matter ("Medicare WPS", "EmblemHealth"), and a name that adds a policy
+    number to a profile id ("eviCore CMM-202", "BCBSA 2.01.103") or shortens it to four letters or more
+    ("BCBS", "Emblem"), or names the end of one ("Novitas", "WPS"), means that profile where
+    no other one fits. None where no profile,
+    or more than one, fits ("medicare" alone is one of seven)."""
+    key = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if key in profiles:
+        return key
+    fits = [p for p in profiles if (key.startswith(p + "-") and any(ch.isdigit() for ch in key[len(p):]))
+            or p.endswith("-" + key) or (len(key) >= 4 and p.startswith(key))]
+    return fits[0] if len(fits) == 1 else None
 
 
 # ---------------------------------------------------------------------- a case
