@@ -25,6 +25,7 @@ CASES = {
     "explain_example.txt": ["explain", "examples/encounter.yaml"],
     "explain_example_full.txt": ["explain", "examples/encounter.yaml", "--full"],
     "explain_medicare_lcd.txt": ["explain", "tests/data/medicare_lcd.yaml"],
+    "explain_coverage.txt": ["explain", "tests/data/coverage.yaml"],
     "explain_example.json": ["explain", "examples/encounter.yaml", "--format", "json"],
     "facts_example.lp": ["facts", "examples/encounter.yaml"],
 }
