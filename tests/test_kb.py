@@ -202,3 +202,29 @@ def test_the_cache_is_used_and_follows_every_edit(kb_copy: Path, tmp_path: Path,
     edit(kb_copy / "rules" / "codes.lp", "injected_count(E, N), N >= 3", "injected_cuont(E, N), N >= 3")
     with pytest.raises(KBError):
         KB.load(kb_copy)  # an edit that breaks the KB is never served from the cache
+
+
+def test_a_new_payer_is_a_profile_row_and_a_file(kb_copy: Path) -> None:
+    """The README recipe, "Adding a payer's policy", as written."""
+    from helpers import encounters, finding_ids, inj, lines
+
+    edit(kb_copy / "reference" / "profiles.lp", 'profile("evicore").', 'profile("evicore").\nprofile("acme").')
+    (kb_copy / "payers" / "acme.lp").write_text(
+        '%* ACME medical policy 123, "Trigger point injections", effective 2027-01-01. *%\n'
+        'policy("acme", acme_123, "ACME policy 123, trigger point injections, from 2027-01-01", 20270101).\n'
+        '%* "No more than 6 sessions in 12 months." *%\n'
+        'session_limit(acme_123, tpi, twelve_months, 6).\n'
+        '%* "Dry needling is not covered." *%\n'
+        'family_not_covered(acme_123, dry_needling, "not covered").\n')
+    edit(kb_copy / "main.lp", '#include "payers/evicore.lp".', '#include "payers/evicore.lp".\n#include "payers/acme.lp".')
+    acme = compile_kb(kb_copy.resolve())
+    history = [{"date": f"2027-0{m}-01", "codes": ["20552"], "muscles": "R trapezius"} for m in range(1, 7)]
+    docs = [{"payer": "acme", "date": "2027-07-15", "procedures": [inj("trapezius", "left")], "history": history},
+            {"payer": "acme", "date": "2027-07-15", "procedures": [inj("trapezius", "left")], "history": history[1:]},
+            {"payer": "acme", "date": "2027-07-15", "procedures": [{"muscle": "left trapezius", "injectate": []}]},
+            {"payer": "acme", "date": "2026-12-31", "procedures": [{"muscle": "left trapezius", "injectate": []}]}]
+    encs = encounters(acme, *docs)
+    answer = solve_batch(acme, encs, mode="full")
+    outs = [answer.outcome(i, enc) for i, enc in enumerate(encs, start=1)]
+    assert [lines(o) for o in outs] == [set(), {"20552 x1"}, set(), {"20560 x1"}]
+    assert "policy_frequency" in finding_ids(outs[0]) and "policy_not_covered_service" in finding_ids(outs[2])
