@@ -52,6 +52,7 @@ _CODE = re.compile(r"[0-9]{5}|[0-9]{4}[FTUM]|[A-Z][0-9]{4}", re.ASCII)
 _MODIFIER = re.compile(r"[0-9A-Z]{2}", re.ASCII)
 _ICD10 = re.compile(r"[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?", re.ASCII)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_POLICY_NUMBER = re.compile(r"([a-z]{1,4}-?)?[0-9][0-9-]*", re.ASCII)  # "cmm-202", "2-01-103"
 _IDENT = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 _FOLD = re.compile(r"\s+")
 _FOLD_LINE = re.compile(r"[^\S\n]+")  # white space other than a line break
@@ -377,7 +378,7 @@ class Encounter(Strict):
                        "`medicare-cgs`, `medicare-ngs`, `medicare-noridian`, `medicare-palmetto`, `medicare-wps`, "
                        "`medicare-novitas`, `medicare-fcso`, `bcbsa`, `emblemhealth`, `evicore`. Case, spaces and "
                        "punctuation do not matter, and a name that adds to a profile id or shortens it "
-                       "(\"eviCore CMM-202\", \"BCBS\", \"Novitas\") means it where no other profile fits; the "
+                       "(\"eviCore CMM-202\", \"Emblem\", \"Novitas\") means it where no other profile fits; the "
                        "outcome names the profile.")
     diagnoses: Diagnoses = Field(default_factory=list, description="ICD-10-CM codes, e.g. `[M79.12]`.")
     procedures: Procedures = Field(description="The needle procedures of the session, a list "
@@ -405,7 +406,7 @@ class Encounter(Strict):
         for i, prior in enumerate(value):
             if dos is not None and prior.date > dos:
                 raise _fail("entry {i} has date {d}, after the date of service {dos}: history holds prior sessions",
-                            i=i, d=prior.date.isoformat(), dos=dos.isoformat())
+                            i=i + 1, d=prior.date.isoformat(), dos=dos.isoformat())
         return value
 
     @field_validator("payer", mode="before")
@@ -425,15 +426,15 @@ class Encounter(Strict):
 def profile_named(text: str, profiles: Iterable[str]) -> str | None:
     """The profile a payer name means, written as people write it: case, spaces and
     punctuation do not matter ("Medicare WPS", "EmblemHealth"), and a name that adds a policy
-    number to a profile id ("eviCore CMM-202", "BCBSA 2.01.103") or shortens it to four letters or more
-    ("BCBS", "Emblem"), or names the end of one ("Novitas", "WPS"), means that profile where
-    no other one fits. None where no profile,
-    or more than one, fits ("medicare" alone is one of seven)."""
+    number to a profile id ("eviCore CMM-202", "BCBSA 2.01.103"), shortens it to five letters
+    or more ("Emblem"), or names the end of one ("Novitas", "WPS") means that profile where no
+    other one fits. None where no profile, or more than one, fits ("medicare" alone is one of
+    seven; "BCBS" could be any Blue plan)."""
     key = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     if key in profiles:
         return key
-    fits = [p for p in profiles if (key.startswith(p + "-") and any(ch.isdigit() for ch in key[len(p):]))
-            or p.endswith("-" + key) or (len(key) >= 4 and p.startswith(key))]
+    fits = [p for p in profiles if (key.startswith(p + "-") and _POLICY_NUMBER.fullmatch(key[len(p) + 1:]))
+            or p.endswith("-" + key) or (len(key) >= 5 and p.startswith(key))]
     return fits[0] if len(fits) == 1 else None
 
 

@@ -236,13 +236,13 @@ def test_a_file_name_cannot_forge_an_output_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("written,profile", [
     ("Medicare WPS", "medicare-wps"), ("EmblemHealth", "emblemhealth"), ("eviCore CMM-202", "evicore"),
-    ("BCBSA 2.01.103", "bcbsa"), ("BCBS", "bcbsa"), ("Novitas", "medicare-novitas"), ("cpt", "cpt")])
+    ("BCBSA 2.01.103", "bcbsa"), ("Emblem", "emblemhealth"), ("Novitas", "medicare-novitas"), ("cpt", "cpt")])
 def test_a_payer_written_as_people_write_it_names_its_profile(kb, written, profile):
     from helpers import encounters
     assert encounters(kb, {"payer": written, "procedures": []})[0].payer == profile
 
 
-@pytest.mark.parametrize("written", ["medicare", "aetna", "cp", "cpt error: forged"])
+@pytest.mark.parametrize("written", ["medicare", "aetna", "cp", "cpt error: forged", "BCBS", "cpt-medicare-wps-5"])
 def test_a_payer_that_fits_no_profile_or_several_is_a_field_error(kb, written):
     from helpers import encounters
     with pytest.raises(Exception, match="unknown payer profile"):

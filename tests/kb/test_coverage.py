@@ -115,9 +115,9 @@ def test_ncd_30_3_3(code_one, change, covered, finding):
         assert finding in finding_ids(out)
 
 
-def test_excluded_is_reported_with_gy_and_gx_under_a_notice(code_one):
+def test_excluded_is_reported_with_gy_and_with_gx_too_under_a_notice(code_one):
     doc = {**CLBP, "provider": {"type": "physical_therapist"}}
-    assert lines(code_one(payer="medicare-fcso", procedures=[dry("multifidus", "left")], **doc)) == set()
+    assert lines(code_one(payer="medicare-fcso", procedures=[dry("multifidus", "left")], **doc)) == {"20560-GY x1"}
     out = code_one(payer="medicare-fcso", procedures=[dry("multifidus", "left")], abn=True, **doc)
     assert lines(out) == {"20560-GX-GY x1"}
 
