@@ -14,7 +14,7 @@ from .api import explain, paused_gc, solve_batch
 from .kb import KB
 from .load import Problem, Record, read_paths
 from .model import Case
-from .outcome import Outcome
+from .outcome import Answer, Outcome
 from .render import to_text
 
 
@@ -25,6 +25,7 @@ class Result:
     outcome: Outcome
     failures: list[str] = field(default_factory=list)
     why: list[str] = field(default_factory=list)  # the explanation, for a failed case
+    key: int = 0  # the encounter's key in Run.answer (for its explanation: bridge/report.py)
 
     @property
     def passed(self) -> bool:
@@ -45,6 +46,7 @@ class Run:
     problems: list[Problem]
     fired: set[str]
     errored: int = 0  # cases that could not be run (each problem is reported)
+    answer: Answer | None = None  # the fully instrumented solve, kept to explain any case later
 
     @property
     def failed(self) -> list[Result]:
@@ -97,11 +99,11 @@ def run_cases(kb: KB, paths: Iterable[str | Path], keyword: str | None = None) -
     results = []
     for key, (case, record) in enumerate(cases, start=1):
         outcome = answer.outcome(key, case.encounter)
-        result = Result(case, record, outcome, compare(case, outcome))
+        result = Result(case, record, outcome, compare(case, outcome), key=key)
         if not result.passed:
             result.why = to_text(kb, explain(kb, answer, key, case.encounter, outcome), indent="  ")
         results.append(result)
-    return Run(results, problems, answer.fired_anywhere(), errored)
+    return Run(results, problems, answer.fired_anywhere(), errored, answer)
 
 
 def check_expect(kb: KB, case: Case, record: Record) -> Problem | None:

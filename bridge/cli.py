@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -135,14 +136,130 @@ def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, 
 @click.option("--full", is_flag=True, help="The whole derivation: every rule firing, fact and table row.")
 @click.option("--depth", type=click.IntRange(1), default=None, help="Show this many levels of rules under each "
               "conclusion.")
+@click.option("--why-not", "why_not", default=None, metavar="CODE|finding:ID|accept:CODE",
+              help="Why the encounter has no such line (a code), finding, or accepted billed line (accept:CODE or "
+                   "accept:N): each rule that could derive it and the first condition that failed.")
 @click.pass_obj
-def explain(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool, depth: int | None) -> None:
+def explain(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool, depth: int | None, why_not: str | None) -> None:
     """Explain every line, finding and verdict by the policy rules that decided it."""
+    if why_not is not None:
+        _why_not(ctx, paths, fmt, why_not)
+        return
     if fmt in ("dot", "svg"):
         _graph(ctx, paths, fmt, full)
         return
     render = partial(as_text, full=full, depth=depth) if fmt == "text" else partial(as_json, full=full)
     _run(ctx, paths, fmt, Options(explain=True, render=render), EXPLAIN_BATCH, default_jobs())
+
+
+def _why_not(ctx: Ctx, paths: tuple[str, ...], fmt: str, asked: str) -> None:
+    from .whynot import Target, why_not
+
+    try:
+        target = Target.parse(asked)
+    except ValueError as exc:
+        click.echo(f"error: {escape(str(exc))}", err=True)
+        sys.exit(2)
+    if fmt not in ("text", "json", "jsonl"):
+        click.echo("error: --why-not is written as text, json or jsonl", err=True)
+        sys.exit(2)
+    answers = []
+    try:
+        for record in ctx.records(paths, lines=True):
+            if not record.ok or record.encounter is None:
+                continue
+            try:
+                answer = why_not(ctx.kb, record.encounter, target)
+            except ValueError as exc:
+                ctx.report([f"{record.where}: {exc}"])
+                continue
+            if fmt == "text":
+                click.echo(f"{record.where}: {escape(str(record.id))}")
+                click.echo("\n".join(answer.text()))
+            elif fmt == "jsonl":
+                click.echo(json.dumps({"id": record.id, **answer.json()}))
+            else:
+                answers.append({"id": record.id, **answer.json()})
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    if fmt == "json":
+        click.echo(json.dumps({"encounters": answers}, indent=2))
+    sys.exit(2 if ctx.problems else 0)
+
+
+@main.command("what-if")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--make", "code", default=None, metavar="CODE", help="The smallest changes that make CODE reported.")
+@click.option("--accept-billed", is_flag=True, help="The smallest changes that make every billed line accepted.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def what_if(ctx: Ctx, paths: tuple[str, ...], code: str | None, accept_billed: bool, fmt: str) -> None:
+    """The smallest changes to the documented facts that would make a code reportable (or the
+    claim accepted), found by the solver among the changes bridge/whatif.py declares."""
+    from . import whatif
+    from .model import code_field
+
+    if (code is None) == (not accept_billed):
+        click.echo("error: give --make CODE or --accept-billed (one of them)", err=True)
+        sys.exit(2)
+    if code is not None:
+        try:
+            code = code_field(code)
+        except ValueError as exc:
+            click.echo(f"error: --make: {escape(str(exc))}", err=True)
+            sys.exit(2)
+    answers = []
+    try:
+        for record in ctx.records(paths, lines=True):
+            if not record.ok or record.encounter is None:
+                continue
+            try:
+                result = whatif.make(ctx.kb, record.encounter, code) if code else \
+                    whatif.accept_billed(ctx.kb, record.encounter)
+            except ValueError as exc:
+                ctx.report([f"{record.where}: {exc}"])
+                continue
+            if fmt == "text":
+                click.echo(f"{record.where}: {escape(str(record.id))}")
+                click.echo("\n".join(result.text()))
+            else:
+                answers.append({"id": record.id, **result.json()})
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    if fmt == "json":
+        click.echo(json.dumps({"encounters": answers}, indent=2))
+    sys.exit(2 if ctx.problems else 0)
+
+
+@main.command()
+@click.option("--rule", "rule_id", required=True, help="The rule id the case must fire.")
+@click.option("--not", "almost", is_flag=True, help="A case that almost fires it: every condition but the last holds.")
+@click.option("--from", "seeds", multiple=True, default=("cases",), show_default=True,
+              help="Encounter or case files to start from (the nearest are tried).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the draft case here (default: print it).")
+@click.pass_obj
+def generate(ctx: Ctx, rule_id: str, almost: bool, seeds: tuple[str, ...], out: Path | None) -> None:
+    """Draft a case for a rule: the fewest changes to a library encounter that fire it (found by
+    the solver), with `expect` filled from today's outcome, marked for an analyst's review."""
+    from .generate import generate as make_draft
+
+    try:
+        draft = make_draft(ctx.kb, rule_id, seeds, almost)
+    except ValueError as exc:
+        click.echo(f"error: --rule: {escape(str(exc))}", err=True)
+        sys.exit(2)
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    if draft is None:
+        click.echo(f"error: no encounter of {', '.join(seeds)} reaches rule {rule_id} with the candidate changes "
+                   "(bridge/whatif.py); write the case by hand, or give --from a nearer encounter", err=True)
+        sys.exit(1)
+    if out is None:
+        click.echo(draft.yaml(), nl=False)
+    else:
+        out.write_text(draft.yaml())
+        click.echo(f"{out}: draft case for {rule_id} (from {draft.seed}); review it, then run tpkb test {out}")
 
 
 def _graph(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool) -> None:
@@ -211,40 +328,203 @@ def schema(ctx: Ctx, fmt: str) -> None:
 @click.option("--since", "since", type=click.Path(dir_okay=False, path_type=Path), default=Path(".tpkb/last-test.json"),
               show_default=True, help="Outcomes of the previous run: cases that changed since are listed, "
               "and this run's outcomes are written there.")
+@click.option("--html", "html", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the run as web pages in this folder (a new one, or an earlier report): "
+              "index.html and one page per case with its explanation drawn (Graphviz), for offline reading.")
 @click.pass_obj
-def test(ctx: Ctx, paths: tuple[str, ...], keyword: str | None, show_coverage: bool, since: Path) -> None:
+def test(ctx: Ctx, paths: tuple[str, ...], keyword: str | None, show_coverage: bool, since: Path,
+         html: Path | None) -> None:
     """Run case files (default: cases/) and print 'N passed, M failed'.
 
     Also lists the cases whose outcome changed since the previous run, and how."""
     from .cases import coverage, remember, run_cases
+    from .report import check_target
 
+    refused = check_target(html) if html is not None else None
+    if refused:
+        click.echo(f"error: --html {escape(refused)}", err=True)
+        sys.exit(2)
     try:
         run = run_cases(ctx.kb, list(paths) or ["cases"], keyword)
     except (KBError, SolveError) as exc:
         _fail_kb(exc)
     ctx.report(run.problems)
-    for result in run.failed:
-        click.echo(result.report())
-        click.echo()
-    if show_coverage:
-        for rid, count in coverage(ctx.kb, run):
-            click.echo(f"{count:5d}  {rid}")
+    # The summary first (the tally and the coverage line), then the details.
+    click.echo(run.tally())
     if not paths and keyword is None and run.results:
         unfired = sorted(set(ctx.kb.rules) - run.fired)
         click.echo(f"rules fired by the cases: {len(ctx.kb.rules) - len(unfired)} of {len(ctx.kb.rules)}"
-                   + (f"; fired by no case: {', '.join(unfired)}" if unfired else ""))
+                   + (f"; fired by no case: {', '.join(unfired)} (tpkb generate --rule ID drafts a case for "
+                      "each)" if unfired else ""))
+    for result in run.failed:
+        click.echo()
+        click.echo(result.report())
     changed, warning = remember(since, run)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     if changed:
+        click.echo()
         click.echo(f"changed since the last run ({len(changed)}):")
         for line in changed:
             click.echo(f"  {line}")
-    click.echo(run.tally())
+    if show_coverage:
+        click.echo()
+        for rid, count in coverage(ctx.kb, run):
+            click.echo(f"{count:5d}  {rid}")
+    if html is not None:
+        _html_report(ctx, run, changed, html, " ".join(paths) or "cases")
     if ctx.problems:
         sys.exit(2)
     if run.failed or not run.results:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--base", "base_rev", default=None, metavar="REV",
+              help="The base KB: the KB folder at this git revision (HEAD, main~3, a tag).")
+@click.option("--base-kb", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The base KB: another KB folder.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--plumbing", is_flag=True, help="Also list plumbing rules (%@ kind: plumbing) whose firing changed.")
+@click.option("--accept", is_flag=True, help="Rewrite the expect blocks of the changed cases named with --case "
+              "(or of all with --all) to the current outcome.")
+@click.option("--case", "accept_cases", multiple=True, metavar="NAME", help="With --accept: this case (repeatable).")
+@click.option("--all", "accept_all", is_flag=True, help="With --accept: every changed case.")
+@click.pass_obj
+def impact(ctx: Ctx, paths: tuple[str, ...], base_rev: str | None, base_kb: Path | None, fmt: str,
+           plumbing: bool, accept: bool, accept_cases: tuple[str, ...], accept_all: bool) -> None:
+    """Run the case library (default: cases/) under a base KB and the current one, and list
+    every case that changed, grouped by the rules whose firing changed. Exit 1 when anything
+    changed, 0 when nothing did."""
+    from . import impact as im
+    from .accept import accept as accept_changes
+
+    def refuse(message: str) -> NoReturn:
+        click.echo(f"error: {message}", err=True)
+        sys.exit(2)
+
+    if (base_rev is None) == (base_kb is None):
+        refuse("give the base KB: --base REV (a git revision) or --base-kb DIR")
+    if accept and not (accept_cases or accept_all):
+        refuse("--accept rewrites the cases named with --case NAME, or all changed cases with --all")
+    if (accept_cases or accept_all) and not accept:
+        refuse("--case and --all go with --accept")
+    try:
+        kb = ctx.kb
+        with ExitStack() as stack:
+            if base_rev is not None:
+                base = im.load_uncached(stack.enter_context(im.kb_at_revision(ctx.kb_path, base_rev)))
+                label = base_rev
+            else:
+                assert base_kb is not None
+                if not (base_kb / "main.lp").is_file():
+                    refuse(f"--base-kb {escape(str(base_kb))}: not a KB folder (no main.lp)")
+                base = load_kb(base_kb)
+                label = str(base_kb)
+            result, run = im.measure(base, kb, list(paths) or ["cases"], label, str(ctx.kb_path))
+    except im.ImpactError as exc:
+        refuse(str(exc))
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    ctx.report(run.problems)
+    known = {c.name for c in result.changed} | {c.name for c in result.new} | {r.case.name for r in run.results}
+    unknown = [n for n in accept_cases if n not in known]
+    if unknown:
+        refuse(f"--case {escape(unknown[0])}: no such case among those run")
+    accepted = accept_changes(result.changed, None if accept_all else set(accept_cases)) if accept else None
+    if fmt == "json":
+        out = im.as_json(result, plumbing)
+        if accepted is not None:
+            out["accept"] = {"rewritten": accepted.rewritten, "notes": accepted.notes, "errors": accepted.errors}
+        click.echo(json.dumps(out, indent=1))
+    else:
+        for line in im.summary_text(result, plumbing) + im.details_text(result, plumbing):
+            click.echo(line)
+        if accepted is not None:
+            click.echo()
+            for line in accepted.notes:
+                click.echo(line)
+            click.echo(f"rewritten: {', '.join(escape(f) for f in accepted.rewritten)}" if accepted.rewritten
+                       else "no case file rewritten")
+    if accepted is not None:
+        ctx.report(accepted.errors)
+    if ctx.problems:
+        sys.exit(2)
+    sys.exit(1 if result.changed or result.new else 0)
+
+
+def _html_report(ctx: Ctx, run, changed: list[str], folder: Path, source: str) -> None:
+    from .report import ReportError, write_report
+
+    try:
+        written = write_report(ctx.kb, run, changed, folder, source)
+    except ReportError as exc:
+        ctx.report([f"--html {exc}"])
+        return
+    except OSError as exc:
+        ctx.report([f"--html {escape(str(exc.filename or folder))}: {exc.strerror or exc}"])
+        return
+    if not written.graphviz:
+        click.echo("note: Graphviz's dot was not found: the report shows explanations as text", err=True)
+    elif written.fallbacks:
+        click.echo(f"note: dot could not draw {written.fallbacks} explanation(s): shown as text", err=True)
+    click.echo(f"report: {escape(str(written.index))}")
+
+
+@main.command()
+@click.argument("kb_dir", metavar="[KB]", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def lint(ctx: Ctx, kb_dir: Path | None) -> None:
+    """Check a KB folder (default: --kb) and print every problem, one 'kb/FILE:LINE[:COL]: message'
+    line each; exit 2 if there is any."""
+    from .lint import lint as lint_kb
+
+    problems = lint_kb(kb_dir or ctx.kb_path)
+    for problem in problems:
+        click.echo(escape(str(problem)))
+    click.echo(f"{len(problems)} problem(s)" if problems else "no problems", err=True)
+    sys.exit(2 if problems else 0)
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="html", show_default=True)
+@click.option("--split", is_flag=True, help="One page per rule file and per reference section, and an index: OUT is "
+              "a directory.")
+@click.option("--cases", "cases_dir", type=click.Path(path_type=Path), default=Path("cases"), show_default=True,
+              help="The case library run once to list the cases firing each rule.")
+@click.option("--no-cases", is_flag=True, help="Leave the cases out (no solve).")
+@click.pass_obj
+def doc(ctx: Ctx, out: Path, fmt: str, split: bool, cases_dir: Path, no_cases: bool) -> None:
+    """Write the rule reference: every rule with its source, policy text, predicates and cases;
+    the findings, audit reasons, predicates and the source register (kb/sources.yaml)."""
+    from . import doc as doc_module
+
+    if split and out.exists() and not out.is_dir():
+        click.echo(f"error: {escape(str(out))}: with --split, OUT is a directory", err=True)
+        sys.exit(2)
+    if not split and out.is_dir():
+        click.echo(f"error: {escape(str(out))} is a directory: give a file name, or --split", err=True)
+        sys.exit(2)
+    if not no_cases and not cases_dir.exists():
+        click.echo(f"error: --cases {escape(str(cases_dir))}: no such file or directory (or --no-cases)", err=True)
+        sys.exit(2)
+    try:
+        kb = ctx.kb
+        cases = None
+        if not no_cases:
+            cases, problems = doc_module.case_refs(kb, cases_dir)
+            ctx.report(problems)
+        written = doc_module.write(kb, fmt, out, cases, split)
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    except OSError as exc:
+        click.echo(f"error: {escape(str(out))}: cannot write: {escape(exc.strerror or str(exc))}", err=True)
+        sys.exit(2)
+    click.echo(f"{out}: {len(written)} page(s), {len(kb.rules)} rules, {len(kb.sources)} sources"
+               + (f", {len(cases)} cases" if cases is not None else ""))
+    sys.exit(2 if ctx.problems else 0)
 
 
 @main.group("import")

@@ -15,6 +15,7 @@ symbol and is never pasted into program text.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class Statement:
     defined, show, other. `head` is the head atom of a rule or fact with a single atom
     head (None for a constraint, choice or disjunction)."""
 
-    kind: str
+    kind: str  # "row": a fact of a payer file that is a row of a reference table (bridge/kb.py)
     file: str  # relative to the KB root
     line: int
     end: int
@@ -81,18 +82,22 @@ class Statement:
 
 
 _CWD = threading.Lock()
+PAYERS = "payers"  # the folder of payer overlays, read without an #include
 
 
-def read_kb(main: Path) -> tuple[list[Statement], list[tuple[str, int, str]]]:
+def read_kb(main: Path) -> tuple[list[Statement], list[tuple[str, int, int, str]]]:
     """Every statement of main.lp and the files it includes, in order, and clingo's
-    messages as (file, line, text).
+    messages as (file, line, column, text); column 0 where clingo gives none.
 
     #include paths are relative to the KB root; clingo looks them up relative to the
     working directory first, so the parse runs inside the root (a stray schema.lp in the
-    user's directory is never picked up)."""
+    user's directory is never picked up).
+
+    Every payer overlay, kb/payers/*.lp, is read after main.lp (in name order) without an
+    #include: a new payer's policy is a new file, with no edit to the base."""
     root = main.parent
     statements: list[Statement] = []
-    messages: list[tuple[str, int, str]] = []
+    messages: list[tuple[str, int, int, str]] = []
 
     def logger(_code: Any, message: str) -> None:
         messages.append(_located(message))
@@ -107,24 +112,32 @@ def read_kb(main: Path) -> tuple[list[Statement], list[tuple[str, int, str]]]:
         os.chdir(root)
         try:
             ast.parse_files([main.name], add, logger=logger, message_limit=100)
+            read = {s.file for s in statements}
+            overlays = [f"{PAYERS}/{p.name}" for p in sorted((root / PAYERS).glob("*.lp"))
+                        if f"{PAYERS}/{p.name}" not in read]
+            if overlays and not messages:
+                ast.parse_files(overlays, add, logger=logger, message_limit=100)
         except RuntimeError:
             if not messages:
-                messages.append((main.name, 0, "could not be parsed"))
+                messages.append((main.name, 0, 0, "could not be parsed"))
         finally:
             os.chdir(before)
     return statements, messages
 
 
-def _located(message: str) -> tuple[str, int, str]:
-    """clingo's 'file:line:col: text' split into (file, line, text on one line)."""
+_WHERE = re.compile(r"(.*?):(\d+)(?::(\d+)(?:-\d+(?::\d+)?)?)?:(.*)")  # file:line[:col[-[line:]col]]: text
+
+
+def _located(message: str) -> tuple[str, int, int, str]:
+    """clingo's 'file:line:col-col: text' split into (file, line, column, text on one line)."""
     first, _, rest = message.partition("\n")
-    parts = first.split(":", 3)
-    text = " ".join(p.strip() for p in message.splitlines() if p.strip())
-    if len(parts) >= 3 and parts[1].isdigit():
-        body = parts[3].strip() if len(parts) > 3 else ""
+    match = _WHERE.fullmatch(first)
+    if match:
         detail = " ".join(p.strip() for p in rest.splitlines() if p.strip())
-        return parts[0], int(parts[1]), (body + (": " + detail if detail else "")).strip()
-    return "", 0, text
+        body = match.group(4).strip()
+        text = (body + (" " if body.endswith(":") else ": ") + detail if detail else body).strip()
+        return match.group(1), int(match.group(2)), int(match.group(3) or 0), text
+    return "", 0, 0, " ".join(p.strip() for p in message.splitlines() if p.strip())
 
 
 def _statement(node: Any) -> Statement | None:
@@ -272,6 +285,22 @@ def solve(program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()) 
     return grounding.answer()
 
 
+def optimize(program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = (), limit: int = 10) -> list[list[Atom]]:
+    """The shown atoms of up to `limit` optimal answer sets of a program with choices and a
+    #minimize (the what-if search of bridge/whatif.py); [] where there is none."""
+    grounding = Grounding(program, facts, tables, ("--opt-mode=optN", "--models=0"))
+    grounding.ground()
+    models: list[list[Atom]] = []
+
+    def on_model(model: clingo.Model) -> bool:
+        if model.optimality_proven:
+            models.append([parse_atom(str(s)) for s in model.symbols(shown=True)])
+        return len(models) < limit
+
+    grounding.control.solve(on_model=on_model)
+    return models
+
+
 class Grounding:
     """One batch through clingo in three steps: `Grounding(...)` builds the facts as symbols
     and hands clingo the program; `ground()` grounds it, without holding Python's lock, so
@@ -284,7 +313,8 @@ class Grounding:
     text. (Adding each fact through the backend costs two more calls into clingo per fact,
     a fifth of a large batch.)"""
 
-    def __init__(self, program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = ()):
+    def __init__(self, program: Program, facts: Iterable[Atom], tables: Iterable[Atom] = (),
+                 arguments: tuple[str, ...] = ("--models=2",)):
         self.program = program
         self.messages: list[str] = []
         rows = self.rows = _Rows()
@@ -298,7 +328,7 @@ class Grounding:
             if group is None:
                 group = groups[key] = []
             group.append(Tuple_([convert[type(a)](a) for a in atom[1:]]))
-        self.control = clingo.Control(["--models=2"], logger=self._log, message_limit=50)
+        self.control = clingo.Control(list(arguments), logger=self._log, message_limit=50)
         try:
             self.control.add("base", [], program.text)
             self.control.add("base", [], rows.program())
@@ -352,7 +382,7 @@ class _Rows:
 
 
 def _message(program: Program, message: str) -> str:
-    file, line, text = _located(message)
+    file, line, _col, text = _located(message)
     if file == "<block>":
         return f"{program.where(line)}: {text}"
     return f"{file}:{line}: {text}" if file else text

@@ -38,11 +38,13 @@ from .rules import (
     Rule,
     body_signatures,
     constants_in_head,
+    did_you_mean,
     encounter_level,
     make_rule,
     read_annotations,
     read_docs,
 )
+from .sources import REGISTER, Source, read_register
 from .tables import Signature, Table, Tables
 from .terms import Atom, Pat, Var, strings
 
@@ -54,7 +56,7 @@ TERM_TABLES = ("muscle_name", "muscle_part_name", "group_name", "region_term", "
 MESSAGE_HEADS = {("finding", 3), ("not_covered", 3), ("reason", 4)}  # their labels are messages of an outcome
 MESSAGE_HIDDEN = {("finding", 3), ("not_covered", 3), ("reject_reason", 4)}  # carried by the firings ("messages")
 MODES = ("plain", "messages", "full")
-SCHEMA, SHOW, REFERENCE = "kb/schema.lp", "kb/show.lp", "kb/reference/"
+SCHEMA, SHOW, REFERENCE, PAYERS = "kb/schema.lp", "kb/show.lp", "kb/reference/", "kb/payers/"
 
 
 @dataclass
@@ -68,6 +70,9 @@ class KB:
     public: set[Signature]
     tables: Tables
     programs: dict[str, Program]
+    # The source register (kb/sources.yaml), by id. A citation it lacks is not a load error:
+    # `tpkb lint` reports it; `tpkb doc` links each [id] of a rule's source to its entry.
+    sources: dict[str, Source] = field(default_factory=dict)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -172,10 +177,15 @@ def _cache_path(root: Path) -> Path | None:
 
 
 def _fingerprint(root: Path, files: list[str]) -> dict[str, str]:
+    """Each file's content hash; and, under "kb/payers/", the names of the overlays there (a
+    new payer file is read without an #include, so it must refresh the cache too)."""
     out = {}
     for rel in files:
+        path = root / rel.removeprefix("kb/")
         try:
-            out[rel] = hashlib.blake2b((root / rel.removeprefix("kb/")).read_bytes(), digest_size=16).hexdigest()
+            data = ("\n".join(sorted(p.name for p in path.glob("*.lp"))).encode() if rel.endswith("/")
+                    else path.read_bytes())
+            out[rel] = hashlib.blake2b(data, digest_size=16).hexdigest()
         except OSError:
             out[rel] = "missing"
     return out
@@ -207,14 +217,35 @@ def _write_cache(path: Path, kb: KB, version: str) -> None:
 
 
 # ---------------------------------------------------------------------- compiling
+@dataclass
+class Compiled:
+    """What compiling a KB found. The KB is built even when there are errors, so that
+    `tpkb lint` (bridge/lint.py) can report every problem of every stage in one run; the
+    loader refuses a KB with any."""
+
+    kb: KB
+    statements: list[Statement]  # as read, files named kb/...
+    parse_errors: list[str]  # clingo's messages while reading: kb/FILE:LINE:COL: text
+    errors: list[str]  # every other check of the loader: kb/FILE:LINE: text
+
+
 def compile_kb(root: Path) -> KB:
+    compiled = check_kb(root)
+    if compiled.parse_errors or compiled.errors:  # a parse error first: the rest may only follow from it
+        raise KBError(compiled.parse_errors or compiled.errors)
+    return compiled.kb
+
+
+def check_kb(root: Path) -> Compiled:
+    """Read the KB and run every check of the loader, keeping every message."""
     statements, messages = engine.read_kb(root / "main.lp")
-    errors = [f"kb/{file}:{line}: {text}" if file else text for file, line, text in messages]
+    parse_errors = [f"kb/{file}:{line}{f':{col}' if col else ''}: {text}" if file else text
+                    for file, line, col, text in messages]
     for stmt in statements:
         stmt.file = "kb/" + stmt.file
-    files = list(dict.fromkeys(["kb/main.lp", *(s.file for s in statements)]))
-    if errors:
-        raise KBError(errors)
+    files = list(dict.fromkeys(["kb/main.lp", f"kb/{engine.PAYERS}/", f"kb/{REGISTER}",
+                                *(s.file for s in statements)]))
+    errors: list[str] = []
     notes = read_annotations(statements, errors)
     documented = read_docs(statements, errors)
     inputs = {s.signature for s in statements if s.kind == "defined" and s.file == SCHEMA and s.signature}
@@ -223,16 +254,13 @@ def compile_kb(root: Path) -> KB:
     level = encounter_level(statements, inputs)
     rules, by_stmt = _rules(statements, notes, level, set(tables), errors)
     _check(statements, rules, tables, inputs, public, errors)
-    if errors:
-        raise KBError(errors)
     program_strings = frozenset(_strings(statements))
     kb = KB(root=root, fingerprint=_fingerprint(root, files), rules={r.id: r for r in rules}, by_number=rules,
             docs=documented, inputs=inputs, public=public, tables=Tables(tables, program_strings),
-            programs={mode: _program(statements, by_stmt, set(tables), public, mode) for mode in MODES})
+            programs={mode: _program(statements, by_stmt, set(tables), public, mode) for mode in MODES},
+            sources={s.id: s for s in read_register(root)[0]})
     _check_registries(kb, errors)
-    if errors:
-        raise KBError(errors)
-    return kb
+    return Compiled(kb, statements, parse_errors, errors)
 
 
 def _tables(statements: list[Statement], notes: dict[tuple[str, int], Note], documented: dict[Signature, Doc],
@@ -251,6 +279,12 @@ def _tables(statements: list[Statement], notes: dict[tuple[str, int], Note], doc
         if table is None:
             table = tables[sig] = Table(sig, stmt.file, stmt.line)
         table.rows.append(stmt.fact)
+    for stmt in statements:  # a payer file may add rows to a reference table (its profile row)
+        if stmt.file.startswith(PAYERS) and stmt.kind == "fact" and stmt.fact is not None:
+            sig = (stmt.fact[0], len(stmt.fact) - 1)
+            if sig in tables:
+                tables[sig].rows.append(stmt.fact)
+                stmt.kind = "row"
     for (file, _end), note in notes.items():
         if not file.startswith(REFERENCE):
             continue
@@ -313,6 +347,9 @@ def _check(statements: list[Statement], rules: list[Rule], tables: dict[Signatur
     heads = {s.head and (s.head.name, len(s.head.args)) for s in statements if s.kind in ("rule", "fact")}
     defined = {s.signature for s in statements if s.kind == "defined"}
     known = heads | set(tables) | inputs | defined
+    derived: set[Signature] = {(s.head.name, len(s.head.args)) for s in statements
+                               if s.kind in ("rule", "fact") and s.head is not None}
+    names = sorted(f"{sig[0]}/{sig[1]}" for sig in derived | set(tables) | inputs | defined if sig)
     used: set[Signature] = set()
     for stmt in statements:
         if stmt.kind != "rule":
@@ -321,11 +358,12 @@ def _check(statements: list[Statement], rules: list[Rule], tables: dict[Signatur
             used.add(sig)
             if sig not in known:
                 errors.append(f"{stmt.file}:{stmt.line}: {sig[0]}/{sig[1]} occurs in no rule head, table or input "
-                              "(misspelt?)")
+                              f"{did_you_mean(f'{sig[0]}/{sig[1]}', names) or ' (misspelt?)'}")
     for stmt in statements:
         if stmt.kind == "show" and stmt.signature and stmt.signature not in heads | set(tables):
-            errors.append(f"{stmt.file}:{stmt.line}: #show {stmt.signature[0]}/{stmt.signature[1]}: no rule derives "
-                          "it (misspelt?)")
+            shown = f"{stmt.signature[0]}/{stmt.signature[1]}"
+            hint = did_you_mean(shown, (f"{n}/{a}" for n, a in derived | set(tables))) or " (misspelt?)"
+            errors.append(f"{stmt.file}:{stmt.line}: #show {shown}: no rule derives it{hint}")
     for rule in rules:
         if rule.signature not in used and rule.signature not in public:
             errors.append(f"{rule.at}: rule '{rule.id}' derives {rule.signature[0]}/{rule.signature[1]}, which no "
@@ -347,7 +385,7 @@ def _check_registries(kb: KB, errors: list[str]) -> None:
         if ident is None:
             errors.append(f"{rule.at}: rule '{rule.id}': the id in its head must be written out (a constant)")
         elif ident not in registry:
-            errors.append(f"{rule.at}: rule '{rule.id}': '{ident}' {missing}")
+            errors.append(f"{rule.at}: rule '{rule.id}': '{ident}' {missing}{did_you_mean(ident, registry)}")
 
 
 def _strings(statements: list[Statement]) -> set[str]:
@@ -388,7 +426,7 @@ def _program(statements: list[Statement], by_stmt: dict[int, Rule], tables: set[
 
     arities: set[int] = set()
     for i, stmt in enumerate(statements):
-        if stmt.file.startswith(REFERENCE) or stmt.kind == "comment":
+        if stmt.file.startswith(REFERENCE) or stmt.kind in ("comment", "row"):
             continue
         rule = by_stmt.get(i)
         if stmt.kind == "show":

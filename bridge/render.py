@@ -18,6 +18,7 @@ from .kb import KB
 from .load import Record
 from .outcome import Outcome, render_label
 from .printable import escape
+from .sources import citations
 from .terms import atom_text, show
 
 
@@ -99,7 +100,8 @@ def to_json(kb: KB, graph: Graph, full: bool = False) -> dict:
             rule = node.firing.rule
             fixed = static.get(rule.number)
             if fixed is None:
-                fixed = static[rule.number] = {"kind": "rule", "rule": rule.id, "source": rule.source, "at": rule.at}
+                fixed = static[rule.number] = {"kind": "rule", "rule": rule.id, "source": rule.source,
+                                               "cites": citations(rule.source), "at": rule.at}
                 if rule.plumbing:
                     fixed["plumbing"] = True
             item.update(fixed)

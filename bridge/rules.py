@@ -6,7 +6,7 @@ Annotations. A rule in kb/ is preceded by its annotation lines:
 
     %@ rule: calls_for_20553
     %@ label: {N} muscles injected (3 or more) call for 20553
-    %@ source: CPT 20553; seed guideline, Coding Guidelines bullet 1
+    %@ source: [cpt] 20553; [seed] Coding Guidelines bullet 1
     calls_for(E, "20553") :- injected_count(E, N), N >= 3.
 
 and optionally `%@ kind: plumbing` for a rule that only moves data along (reading text,
@@ -185,17 +185,22 @@ def read_docs(statements: list[Statement], errors: list[str]) -> dict[tuple[str,
 def make_rule(stmt: Statement, note: Note, number: int, encounter_level: set[tuple[str, int]],
               errors: list[str]) -> Rule | None:
     where = f"{stmt.file}:{stmt.line}"
+    misspelt = set()
     for key in note.keys:
         if key != "_file" and key not in ANNOTATION_KEYS:
-            known = ", ".join(ANNOTATION_KEYS)
-            errors.append(f"{stmt.file}:{note.line}: unknown annotation key '{key}' (keys: {known})")
+            meant = nearest(key, ANNOTATION_KEYS)
+            misspelt.add(meant)
+            hint = f" (did you mean '{meant}'?)" if meant else ""
+            errors.append(f"{stmt.file}:{note.line}: unknown annotation key '{key}'{hint} "
+                          f"(keys: {', '.join(ANNOTATION_KEYS)})")
     missing = [k for k in ("rule", "label", "source") if not note.keys.get(k)]
     if missing:
-        errors.append(f"{where}: annotation lacks {', '.join(missing)}")
+        if set(missing) - misspelt:  # a key written wrong is reported once, above
+            errors.append(f"{where}: annotation lacks {', '.join(missing)}")
         return None
     kind = note.keys.get("kind", "policy")
     if kind not in KINDS:
-        errors.append(f"{where}: unknown rule kind '{kind}' (kinds: {', '.join(KINDS)})")
+        errors.append(f"{where}: unknown rule kind '{kind}'{did_you_mean(kind, KINDS)} (kinds: {', '.join(KINDS)})")
     rid = note.keys["rule"]
     if stmt.head is None:
         errors.append(f"{where}: rule '{rid}': the head must be a single atom (the KB is deductive)")
@@ -217,6 +222,20 @@ def make_rule(stmt: Statement, note: Note, number: int, encounter_level: set[tup
                 plumbing=kind == "plumbing", file=stmt.file, line=stmt.line, text=stmt.text, variables=names,
                 encounter=evar, head=stmt.head, body=stmt.body, template=_template(stmt.head, names),
                 body_templates=_body_templates(stmt.body, names))
+
+
+def nearest(word: str, choices: Iterable[str], cutoff: float = 80) -> str | None:
+    """The name nearest to a misspelt `word` (rapidfuzz's weighted ratio), if any is near."""
+    from rapidfuzz import fuzz, process
+
+    found = process.extractOne(word, [c for c in choices if c != word], scorer=fuzz.WRatio, score_cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' with the name nearest to `word`, or ''."""
+    meant = nearest(word, choices)
+    return f" (did you mean '{meant}'?)" if meant else ""
 
 
 def global_variables(stmt: Statement) -> tuple[str, ...]:

@@ -153,7 +153,7 @@ def test_tpkb_test_reports_failure_with_diff_and_explanation(tmp_path):
     assert f"{path}:1: case 'wrong-count' failed" in proc.stdout
     assert "lines: expected 20553 x1; got 20552 x1" in proc.stdout
     assert "2 muscle(s) injected (1 or 2) call for 20552  [calls_for_20552" in proc.stdout
-    assert proc.stdout.strip().endswith("0 passed, 1 failed")
+    assert proc.stdout.startswith("0 passed, 1 failed\n")  # the summary first, then the failures
 
 
 def test_tpkb_test_case_with_nothing_to_check_fails(tmp_path):
@@ -222,6 +222,22 @@ def test_tpkb_test_says_what_changed_since_the_last_run(tmp_path):
     assert second.returncode == 1
     assert "changed since the last run (1):" in second.stdout
     assert "three-named: lines 20553 x1 -> 20552 x1; rules +calls_for_20552 -calls_for_20553" in second.stdout
+    out = second.stdout
+    assert out.startswith("0 passed, 1 failed\n")
+    assert out.index("case 'three-named' failed") < out.index("changed since the last run")
+
+
+def test_tpkb_test_counts_cases_that_could_not_be_run_in_the_tally_first(tmp_path):
+    good = "name: {}\nsource: test\nencounter:\n  date: 2025-06-02\n  procedures: []\nexpect: {{lines: []}}\n"
+    (tmp_path / "a.yaml").write_text(good.format("fine"))
+    (tmp_path / "b.yaml").write_text(good.format("fine"))  # the name again
+    (tmp_path / "c.yaml").write_text("name: broken\nsource: [\n")  # broken YAML
+    (tmp_path / "d.yaml").write_text(good.format("typo").replace("{lines: []}", "{fired: [calls_for_2053]}"))
+    (tmp_path / "e.yaml").write_text("date: 2025-06-02\nprocedures: []\n")  # an encounter, not a case
+    proc = tpkb("test", str(tmp_path), str(tmp_path / "missing.yaml"), "--since", str(tmp_path / "last.json"))
+    assert proc.returncode == 2
+    assert proc.stdout.splitlines()[0] == "1 passed, 0 failed, 5 could not be run", proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 5, proc.stderr
 
 
 def test_a_kb_error_met_in_a_worker_process_is_reported(tmp_path):

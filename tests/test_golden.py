@@ -3,7 +3,8 @@ graph, and the facts an encounter becomes. They key on rule ids and labels: `.lp
 numbers are masked, so moving a rule changes no golden file.
 
 Refresh them on purpose with `TPKB_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py`
-(README, "Tests"), then read the diff before committing it."""
+(README, "Golden explanations"): each file rewritten is reported with its unified diff in
+pytest's warnings summary (shown with -q too), to be read before committing it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import warnings
+from difflib import unified_diff
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,22 @@ CASES = {
 }
 
 
+class GoldenRefreshed(UserWarning):
+    """A golden file rewritten by TPKB_UPDATE_GOLDEN=1; the message is its diff."""
+
+
+def refresh(path: Path, actual: str) -> None:
+    """Write the golden file, and show what changed in it."""
+    old = path.read_text() if path.exists() else ""
+    if old == actual:
+        return
+    path.write_text(actual)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    diff = "".join(unified_diff(old.splitlines(keepends=True), actual.splitlines(keepends=True),
+                                f"a/{rel}", f"b/{rel}"))
+    warnings.warn(GoldenRefreshed(f"rewrote {rel}:\n{diff}"), stacklevel=2)
+
+
 def masked(text: str) -> str:
     return LINE_NUMBER.sub(r"\1:*", text)
 
@@ -45,7 +64,7 @@ def test_golden(name: str) -> None:
     actual = masked(actual)
     path = GOLDEN / name
     if UPDATE or not path.exists():
-        path.write_text(actual)
+        refresh(path, actual)
         if not UPDATE:
             pytest.fail(f"{path} did not exist; written now: read it, then commit it")
     assert actual == path.read_text(), f"{name} differs from the golden file; see the diff above"
@@ -54,3 +73,16 @@ def test_golden(name: str) -> None:
 def test_golden_files_hold_no_line_numbers() -> None:
     for path in GOLDEN.iterdir():
         assert not LINE_NUMBER.search(path.read_text()), path
+
+
+def test_a_refresh_shows_the_diff_of_each_file_it_rewrites(tmp_path: Path) -> None:
+    path = tmp_path / "explain.txt"
+    path.write_text("line 20553 x1\n  three muscles\n")
+    with pytest.warns(GoldenRefreshed) as caught:
+        refresh(path, "line 20552 x1\n  three muscles\n")
+    assert path.read_text() == "line 20552 x1\n  three muscles\n"
+    message = str(caught[0].message)
+    assert f"rewrote {path}:" in message and "-line 20553 x1\n+line 20552 x1\n" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        refresh(path, "line 20552 x1\n  three muscles\n")  # unchanged: nothing written, nothing said

@@ -204,19 +204,31 @@ def test_the_cache_is_used_and_follows_every_edit(kb_copy: Path, tmp_path: Path,
         KB.load(kb_copy)  # an edit that breaks the KB is never served from the cache
 
 
-def test_a_new_payer_is_a_profile_row_and_a_file(kb_copy: Path) -> None:
-    """The README recipe, "Adding a payer's policy", as written."""
+def readme_recipes() -> list[str]:
+    """The indented code blocks of the README's "Policy changes without editing the base"."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Policy changes without editing the base"):]
+    section = section[: section.index("\n## ", 1) if "\n## " in section else len(section)]
+    blocks, current = [], []
+    for line in section.splitlines():
+        if line.startswith("    "):
+            current.append(line[4:])
+        elif current and line.strip():
+            blocks.append("\n".join(current) + "\n")
+            current = []
+    return blocks + (["\n".join(current) + "\n"] if current else [])
+
+
+def test_a_new_payer_is_one_file(kb_copy: Path) -> None:
+    """The README recipe, "A new payer with a frequency limit", as written: one file under
+    kb/payers/ (its profile row included), no edit to the base."""
     from helpers import encounters, finding_ids, inj, lines
 
-    edit(kb_copy / "reference" / "profiles.lp", 'profile("evicore").', 'profile("evicore").\nprofile("acme").')
-    (kb_copy / "payers" / "acme.lp").write_text(
-        '%* ACME medical policy 123, "Trigger point injections", effective 2027-01-01. *%\n'
-        'policy("acme", acme_123, "ACME policy 123, trigger point injections, from 2027-01-01", 20270101).\n'
-        '%* "No more than 6 sessions in 12 months." *%\n'
-        'session_limit(acme_123, tpi, twelve_months, 6).\n'
-        '%* "Dry needling is not covered." *%\n'
-        'family_not_covered(acme_123, dry_needling, "not covered").\n')
-    edit(kb_copy / "main.lp", '#include "payers/evicore.lp".', '#include "payers/evicore.lp".\n#include "payers/acme.lp".')
+    recipes = readme_recipes()
+    (kb_copy / "payers" / "acme.lp").write_text(next(b for b in recipes if 'profile("acme")' in b))
+    before = {p.relative_to(kb_copy): p.read_bytes() for p in kb_copy.rglob("*") if p.is_file()}
+    assert 'profile("acme")' not in (kb_copy / "reference" / "profiles.lp").read_text()
+    assert "acme" not in (kb_copy / "main.lp").read_text()
     acme = compile_kb(kb_copy.resolve())
     history = [{"date": f"2027-0{m}-01", "codes": ["20552"], "muscles": "R trapezius"} for m in range(1, 7)]
     docs = [{"payer": "acme", "date": "2027-07-15", "procedures": [inj("trapezius", "left")], "history": history},
@@ -228,3 +240,46 @@ def test_a_new_payer_is_a_profile_row_and_a_file(kb_copy: Path) -> None:
     outs = [answer.outcome(i, enc) for i, enc in enumerate(encs, start=1)]
     assert [lines(o) for o in outs] == [set(), {"20552 x1"}, set(), {"20560 x1"}]
     assert "policy_frequency" in finding_ids(outs[0]) and "policy_not_covered_service" in finding_ids(outs[2])
+    assert "acme" in acme.profiles()
+    assert before == {p.relative_to(kb_copy): p.read_bytes() for p in kb_copy.rglob("*") if p.is_file()}
+
+
+def test_a_code_made_not_reportable_from_a_date_is_one_file(kb_copy: Path, tmp_path: Path) -> None:
+    """The README recipe "20560/20561 not reportable for cpt from 2027-01-01": one payer file
+    and one case file; the base is not edited; the billed line's reason names the policy."""
+    recipe = next(b for b in readme_recipes() if "code_not_reportable(" in b)
+    (kb_copy / "payers" / "cpt_2027_dry_needling.lp").write_text(recipe)
+    case = tmp_path / "cpt_2027.yaml"
+    case.write_text('''
+- name: dry-needling-not-reportable-from-2027
+  source: "the CPT 2027 change (test)"
+  encounter:
+    date: 2027-01-04
+    procedures:
+      - {muscle: left trapezius, injectate: []}
+      - {muscle: right trapezius, injectate: []}
+    billed: [{code: "20560"}]
+  expect:
+    lines: []
+    findings: [policy_code_not_reportable]
+    billed: [{code: "20560", verdict: reject, reasons: [not_reportable]}]
+- name: dry-needling-reportable-the-day-before
+  source: "the CPT 2027 change (test)"
+  encounter:
+    date: 2026-12-31
+    procedures:
+      - {muscle: left trapezius, injectate: []}
+      - {muscle: right trapezius, injectate: []}
+    billed: [{code: "20560"}]
+  expect:
+    lines: [{code: "20560"}]
+    billed: [{code: "20560", verdict: accept}]
+''')
+    proc = subprocess.run([sys.executable, "-m", "bridge", "--kb", str(kb_copy), "test", str(case),
+                           "--since", str(tmp_path / "last.json")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed, 0 failed" in proc.stdout
+    shipped = default_kb_path()
+    for path in shipped.rglob("*.lp"):
+        assert path.read_bytes() == (kb_copy / path.relative_to(shipped)).read_bytes()
+

@@ -102,7 +102,7 @@ def test_ncd_twenty_a_year(code_one):
     ({"provider": {"type": "physical_therapist", "acupuncture_license": True}}, False, "ncd_provider"),
     ({"provider": {"type": "chiropractor"}}, False, "ncd_provider"),
     ({"provider": None}, True, "provider_assumed"),
-    ({"date": "2020-01-20"}, False, "ncd_condition"),
+    ({"date": "2020-01-20"}, False, "policy_code_not_covered"),  # status N until CR 11661 (kb/payers/medicare_mpfs.lp)
     ({"date": "2020-01-21", "diagnoses": ["M54.5"]}, True, None),
     ({"date": "2022-01-21", "diagnoses": ["M54.5"]}, False, "ncd_condition"),
 ])
