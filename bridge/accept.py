@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
@@ -417,11 +417,15 @@ def accept(changes: list, names: set[str] | None) -> Accepted:
     report = Accepted()
     by_file: dict[str, list] = {}
     for change in changes:
-        if change.is_new or (names is not None and change.name not in names):
+        if names is not None and change.name not in names:
             continue
         by_file.setdefault(change.after.record.file, []).append(change)
     for file, group in by_file.items():
         path = Path(file)
+        if path.suffix == ".jsonl":  # a line per case: rewriting one would re-serialise the line
+            report.errors += [f"{c.where}  {escape(c.name)}: a JSONL case file is not rewritten; edit its expect "
+                              "by hand" for c in group]
+            continue
         try:
             text = original = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -441,7 +445,7 @@ def accept(changes: list, names: set[str] | None) -> Accepted:
                     notes.append(f"{label}: its expect block would check nothing; not rewritten (edit it by hand)")
                     continue
                 text = rewrite(text, path.suffix, change.name, new)
-            except (ValueError, KeyError) as exc:
+            except (ValueError, KeyError, YAMLError) as exc:
                 report.errors.append(f"{label}: could not rewrite its expect block: {escape(str(exc))}")
                 continue
             notes.append(f"{label}: expect {', '.join(sorted(new))} updated")

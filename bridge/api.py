@@ -34,9 +34,9 @@ def default_kb_path() -> Path:
     return packaged if (packaged / "main.lp").is_file() else here.parent / "kb"
 
 
-def load_kb(path: Path | str | None = None) -> KB:
+def load_kb(path: Path | str | None = None, cache: bool = True) -> KB:
     """Load (or take from the cache) the KB, and check the input mapping against it."""
-    kb = KB.load(Path(path) if path is not None else default_kb_path())
+    kb = KB.load(Path(path) if path is not None else default_kb_path(), cache)
     problems = check_inputs(kb.inputs)
     if problems:
         raise engine.KBError(problems)

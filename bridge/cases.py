@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import explain, paused_gc, solve_batch
+from .explain import Graph
 from .kb import KB
 from .load import Problem, Record, read_paths
 from .model import Case
-from .outcome import Answer, Outcome
+from .outcome import Answer, Outcome, line_text
 from .render import to_text
 
 
@@ -24,20 +25,11 @@ class Result:
     record: Record
     outcome: Outcome
     failures: list[str] = field(default_factory=list)
-    why: list[str] = field(default_factory=list)  # the explanation, for a failed case
-    key: int = 0  # the encounter's key in Run.answer (for its explanation: bridge/report.py)
+    key: int = 0  # the encounter's key in Run.answer (for its explanation: Run.graph)
 
     @property
     def passed(self) -> bool:
         return not self.failures
-
-    def report(self) -> str:
-        """What went wrong, as a person reads it: file, case, expected versus actual, why."""
-        lines = [f"{self.record.where}: case '{self.case.name}' failed"]
-        lines += [f"  {f}" for f in self.failures]
-        lines.append("  what happened:")
-        lines += [f"    {line}" for line in self.why]
-        return "\n".join(lines)
 
 
 @dataclass
@@ -47,6 +39,25 @@ class Run:
     fired: set[str]
     errored: int = 0  # cases that could not be run (each problem is reported)
     answer: Answer | None = None  # the fully instrumented solve, kept to explain any case later
+    kb: KB | None = None
+
+    def graph(self, result: Result) -> Graph | None:
+        """The explanation of a case, built when asked (most runs explain none)."""
+        if self.answer is None or self.kb is None:
+            return None
+        return explain(self.kb, self.answer, result.key, result.case.encounter, result.outcome)
+
+    def why(self, result: Result) -> list[str]:
+        graph = self.graph(result)
+        return to_text(self.kb, graph, indent="  ") if graph is not None and self.kb is not None else []
+
+    def report(self, result: Result) -> str:
+        """What went wrong, as a person reads it: file, case, expected versus actual, why."""
+        lines = [f"{result.record.where}: case '{result.case.name}' failed"]
+        lines += [f"  {f}" for f in result.failures]
+        lines.append("  what happened:")
+        lines += [f"    {line}" for line in self.why(result)]
+        return "\n".join(lines)
 
     @property
     def failed(self) -> list[Result]:
@@ -99,11 +110,8 @@ def run_cases(kb: KB, paths: Iterable[str | Path], keyword: str | None = None) -
     results = []
     for key, (case, record) in enumerate(cases, start=1):
         outcome = answer.outcome(key, case.encounter)
-        result = Result(case, record, outcome, compare(case, outcome), key=key)
-        if not result.passed:
-            result.why = to_text(kb, explain(kb, answer, key, case.encounter, outcome), indent="  ")
-        results.append(result)
-    return Run(results, problems, answer.fired_anywhere(), errored, answer)
+        results.append(Result(case, record, outcome, compare(case, outcome), key=key))
+    return Run(results, problems, answer.fired_anywhere(), errored, answer, kb)
 
 
 def check_expect(kb: KB, case: Case, record: Record) -> Problem | None:
@@ -142,10 +150,6 @@ def check_expect(kb: KB, case: Case, record: Record) -> Problem | None:
     return None
 
 
-def _line_text(code: str, units: int, modifiers: Iterable[str]) -> str:
-    return code + "".join("-" + m for m in modifiers) + f" x{units}"
-
-
 def compare(case: Case, out: Outcome) -> list[str]:
     expect, failures = case.expect, []
     if expect.lines is not None:
@@ -153,7 +157,7 @@ def compare(case: Case, out: Outcome) -> list[str]:
         got = {(ln.code, ln.units, tuple(ln.modifiers)) for ln in out.lines}
         if want != got:
             def text(s: set) -> str:
-                return ", ".join(_line_text(c, u, m) for c, u, m in sorted(s)) or "none"
+                return ", ".join(line_text(c, u, m) for c, u, m in sorted(s)) or "none"
             failures.append(f"lines: expected {text(want)}; got {text(got)}")
             if want - got:
                 failures.append(f"  missing: {text(want - got)}")
@@ -205,8 +209,8 @@ def summary(run: Run) -> dict[str, dict]:
     return out
 
 
-def changes(before: dict[str, dict], after: dict[str, dict]) -> list[str]:
-    """One line per case whose outcome differs from the previous run, saying how."""
+def changes(before: dict[str, dict], after: dict[str, dict]) -> list[tuple[str, str]]:
+    """Each case whose outcome differs from the previous run, and how (one line of text)."""
     lines = []
     for name in sorted(set(before) & set(after)):
         old, new, parts = before[name], after[name], []
@@ -218,11 +222,11 @@ def changes(before: dict[str, dict], after: dict[str, dict]) -> list[str]:
             if added or gone:
                 parts.append(f"{label} " + " ".join([f"+{x}" for x in added] + [f"-{x}" for x in gone]))
         if parts:
-            lines.append(f"{name}: " + "; ".join(parts))
+            lines.append((name, "; ".join(parts)))
     return lines
 
 
-def remember(path: Path, run: Run) -> tuple[list[str], str]:
+def remember(path: Path, run: Run) -> tuple[list[tuple[str, str]], str]:
     """The changes since the run recorded in `path`, and this run recorded there (with a
     warning where it cannot be written)."""
     now = summary(run)

@@ -11,11 +11,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -24,6 +24,7 @@ from .engine import KBError, SolveError, fact_text
 from .facts import encounter_facts
 from .kb import KB
 from .load import Pending, Problem, Record, jsonl_lines, read_items
+from .model import Encounter
 from .printable import escape
 from .render import as_dot_graphs, as_json, as_text
 from .stream import Coded, Options, code_stream, default_jobs
@@ -152,6 +153,33 @@ def explain(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool, depth: int |
     _run(ctx, paths, fmt, Options(explain=True, render=render), EXPLAIN_BATCH, default_jobs())
 
 
+def _per_encounter(ctx: Ctx, paths: tuple[str, ...], fmt: str, answer: Callable[[Encounter], Any]) -> None:
+    """Ask each encounter of the paths one question (why not, what if) and print each answer
+    (text, a JSON object, or JSON lines); a question an encounter cannot answer is one error."""
+    answers = []
+    try:
+        for record in ctx.records(paths, lines=True):
+            if not record.ok or record.encounter is None:
+                continue
+            try:
+                result = answer(record.encounter)
+            except ValueError as exc:
+                ctx.report([f"{record.where}: {exc}"])
+                continue
+            if fmt == "text":
+                click.echo(f"{record.where}: {escape(str(record.id))}")
+                click.echo("\n".join(result.text()))
+            elif fmt == "jsonl":
+                click.echo(json.dumps({"id": record.id, **result.json()}))
+            else:
+                answers.append({"id": record.id, **result.json()})
+    except (KBError, SolveError) as exc:
+        _fail_kb(exc)
+    if fmt == "json":
+        click.echo(json.dumps({"encounters": answers}, indent=2))
+    sys.exit(2 if ctx.problems else 0)
+
+
 def _why_not(ctx: Ctx, paths: tuple[str, ...], fmt: str, asked: str) -> None:
     from .whynot import Target, why_not
 
@@ -163,28 +191,7 @@ def _why_not(ctx: Ctx, paths: tuple[str, ...], fmt: str, asked: str) -> None:
     if fmt not in ("text", "json", "jsonl"):
         click.echo("error: --why-not is written as text, json or jsonl", err=True)
         sys.exit(2)
-    answers = []
-    try:
-        for record in ctx.records(paths, lines=True):
-            if not record.ok or record.encounter is None:
-                continue
-            try:
-                answer = why_not(ctx.kb, record.encounter, target)
-            except ValueError as exc:
-                ctx.report([f"{record.where}: {exc}"])
-                continue
-            if fmt == "text":
-                click.echo(f"{record.where}: {escape(str(record.id))}")
-                click.echo("\n".join(answer.text()))
-            elif fmt == "jsonl":
-                click.echo(json.dumps({"id": record.id, **answer.json()}))
-            else:
-                answers.append({"id": record.id, **answer.json()})
-    except (KBError, SolveError) as exc:
-        _fail_kb(exc)
-    if fmt == "json":
-        click.echo(json.dumps({"encounters": answers}, indent=2))
-    sys.exit(2 if ctx.problems else 0)
+    _per_encounter(ctx, paths, fmt, lambda enc: why_not(ctx.kb, enc, target))
 
 
 @main.command("what-if")
@@ -208,27 +215,8 @@ def what_if(ctx: Ctx, paths: tuple[str, ...], code: str | None, accept_billed: b
         except ValueError as exc:
             click.echo(f"error: --make: {escape(str(exc))}", err=True)
             sys.exit(2)
-    answers = []
-    try:
-        for record in ctx.records(paths, lines=True):
-            if not record.ok or record.encounter is None:
-                continue
-            try:
-                result = whatif.make(ctx.kb, record.encounter, code) if code else \
-                    whatif.accept_billed(ctx.kb, record.encounter)
-            except ValueError as exc:
-                ctx.report([f"{record.where}: {exc}"])
-                continue
-            if fmt == "text":
-                click.echo(f"{record.where}: {escape(str(record.id))}")
-                click.echo("\n".join(result.text()))
-            else:
-                answers.append({"id": record.id, **result.json()})
-    except (KBError, SolveError) as exc:
-        _fail_kb(exc)
-    if fmt == "json":
-        click.echo(json.dumps({"encounters": answers}, indent=2))
-    sys.exit(2 if ctx.problems else 0)
+    _per_encounter(ctx, paths, fmt, lambda enc: whatif.make(ctx.kb, enc, code) if code else
+                   whatif.accept_billed(ctx.kb, enc))
 
 
 @main.command()
@@ -358,15 +346,15 @@ def test(ctx: Ctx, paths: tuple[str, ...], keyword: str | None, show_coverage: b
                       "each)" if unfired else ""))
     for result in run.failed:
         click.echo()
-        click.echo(result.report())
+        click.echo(run.report(result))
     changed, warning = remember(since, run)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     if changed:
         click.echo()
         click.echo(f"changed since the last run ({len(changed)}):")
-        for line in changed:
-            click.echo(f"  {line}")
+        for name, how in changed:
+            click.echo(f"  {name}: {how}")
     if show_coverage:
         click.echo()
         for rid, count in coverage(ctx.kb, run):
@@ -414,7 +402,7 @@ def impact(ctx: Ctx, paths: tuple[str, ...], base_rev: str | None, base_kb: Path
         kb = ctx.kb
         with ExitStack() as stack:
             if base_rev is not None:
-                base = im.load_uncached(stack.enter_context(im.kb_at_revision(ctx.kb_path, base_rev)))
+                base = load_kb(stack.enter_context(im.kb_at_revision(ctx.kb_path, base_rev)), cache=False)
                 label = base_rev
             else:
                 assert base_kb is not None
@@ -454,7 +442,7 @@ def impact(ctx: Ctx, paths: tuple[str, ...], base_rev: str | None, base_kb: Path
     sys.exit(1 if result.changed or result.new else 0)
 
 
-def _html_report(ctx: Ctx, run, changed: list[str], folder: Path, source: str) -> None:
+def _html_report(ctx: Ctx, run, changed: list[tuple[str, str]], folder: Path, source: str) -> None:
     from .report import ReportError, write_report
 
     try:

@@ -26,12 +26,10 @@ from pathlib import Path
 from . import engine
 from .engine import Literal, Statement
 from .kb import KB
-from .rules import Rule, constants_in_head
-from .sources import citations
+from .rules import Rule, finding_id, reason_id
+from .sources import CITATION, citations
 from .tables import Signature
 
-FINDING_HEADS = {("finding", 3): 1, ("not_covered", 3): 2}  # the position of the finding id in the head
-REASON_HEAD = (("reason", 4), 2)
 CASES_SHOWN = 20  # under a rule; a plumbing rule fires in most cases, and the Cases section lists them all
 
 
@@ -170,16 +168,6 @@ def body_atoms(rule: Rule) -> list[tuple[Signature, bool]]:
     return list(dict.fromkeys(out))
 
 
-def finding_id(rule: Rule) -> str | None:
-    position = FINDING_HEADS.get(rule.signature)
-    return constants_in_head(rule, position) if position is not None else None
-
-
-def reason_id(rule: Rule) -> str | None:
-    sig, position = REASON_HEAD
-    return constants_in_head(rule, position) if rule.signature == sig else None
-
-
 # ---------------------------------------------------------------------- building the reference
 class Reference:
     """The reference of one KB as sections of blocks."""
@@ -236,7 +224,7 @@ class Reference:
         """A rule's source as written, each registered [id] a link to its entry."""
         out: Inline = []
         last = 0
-        for m in re.finditer(r"\[([^\[\]]*)\]", text):
+        for m in CITATION.finditer(text):
             out.append(text[last:m.start()])
             sid = m.group(1).strip()
             out.append(Link(f"[{sid}]", source_anchor(sid)) if sid in self.kb.sources else m.group(0)

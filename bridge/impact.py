@@ -10,7 +10,6 @@ the `expect` blocks of the cases they meant to change."""
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import tarfile
@@ -20,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api import explain, load_kb
 from .cases import Result, Run
 from .explain import Graph
 from .kb import KB
@@ -78,23 +76,9 @@ def _extract(data: bytes, into: Path) -> None:
                 target.write_bytes(stream.read() if stream else b"")
 
 
-def load_uncached(path: Path) -> KB:
-    """A KB loaded without the on-disk cache: a temporary folder would leave a compiled
-    copy behind in the cache on every run."""
-    saved = os.environ.get("TPKB_CACHE")
-    os.environ["TPKB_CACHE"] = "off"
-    try:
-        return load_kb(path)
-    finally:
-        if saved is None:
-            del os.environ["TPKB_CACHE"]
-        else:
-            os.environ["TPKB_CACHE"] = saved
-
-
 # ---------------------------------------------------------------------- comparing
 def _billed_text(result: Result) -> list[str]:
-    return [f"{b.code}{''.join('-' + m for m in b.modifiers)} x{b.units}: {b.verdict}"
+    return [f"{b.text()}: {b.verdict}"
             + (f" ({', '.join(sorted({r.id for r in b.reasons}))})" if b.reasons else "")
             for b in result.outcome.billed or []]
 
@@ -215,18 +199,12 @@ def _rule_changes(base_kb: KB, kb: KB, changed: list[CaseChange]) -> list[RuleCh
 def _why(base_kb: KB, base_run: Run, old: Result, kb: KB, run: Run, now: Result) -> tuple[list[str], list[str]]:
     """The explanation, under each KB, of the conclusions (lines, modifiers, findings,
     verdicts with their reasons) that the other KB does not reach."""
-    g_old, g_new = _graph(base_kb, base_run, old), _graph(kb, run, now)
+    g_old, g_new = base_run.graph(old), run.graph(now)
     if g_old is None or g_new is None:
         return [], []
     texts_old = {c.text for c in g_old.conclusions}
     texts_new = {c.text for c in g_new.conclusions}
     return _only(base_kb, g_old, texts_new), _only(kb, g_new, texts_old)
-
-
-def _graph(kb: KB, run: Run, result: Result) -> Graph | None:
-    if run.answer is None:
-        return None
-    return explain(kb, run.answer, result.key, result.case.encounter, result.outcome)
 
 
 def _only(kb: KB, graph: Graph, other: set[str]) -> list[str]:

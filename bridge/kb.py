@@ -33,6 +33,8 @@ from . import engine
 from .engine import KBError, Program, Statement
 from .reading import Reader, Vocabulary
 from .rules import (
+    FINDING_ID_AT,
+    REASON_ID_AT,
     Doc,
     Note,
     Rule,
@@ -76,8 +78,8 @@ class KB:
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def load(cls, root: Path | str) -> KB:
-        return load(Path(root))
+    def load(cls, root: Path | str, cache: bool = True) -> KB:
+        return load(Path(root), cache)
 
     def program(self, mode: str) -> Program:
         return self.programs[mode]
@@ -143,13 +145,15 @@ class KB:
 
 
 # ---------------------------------------------------------------------- loading and the cache
-def load(root: Path) -> KB:
+def load(root: Path, cache: bool = True) -> KB:
+    """The compiled KB, from the cache where it is current; `cache=False` neither reads nor
+    writes it (a temporary KB folder would leave a compiled copy behind)."""
     root = root.resolve()
     main = root / "main.lp"
     if not main.is_file():
         raise KBError([f"{main}: the KB root file main.lp is missing"])
     version = _bridge_version()
-    path = _cache_path(root)
+    path = _cache_path(root) if cache else None
     if path is not None:
         kb = _read_cache(path, root, version)
         if kb is not None:
@@ -227,6 +231,7 @@ class Compiled:
     statements: list[Statement]  # as read, files named kb/...
     parse_errors: list[str]  # clingo's messages while reading: kb/FILE:LINE:COL: text
     errors: list[str]  # every other check of the loader: kb/FILE:LINE: text
+    register_problems: list[str] = field(default_factory=list)  # kb/sources.yaml's (lint reports them)
 
 
 def compile_kb(root: Path) -> KB:
@@ -243,7 +248,7 @@ def check_kb(root: Path) -> Compiled:
                     for file, line, col, text in messages]
     for stmt in statements:
         stmt.file = "kb/" + stmt.file
-    files = list(dict.fromkeys(["kb/main.lp", f"kb/{engine.PAYERS}/", f"kb/{REGISTER}",
+    files = list(dict.fromkeys(["kb/main.lp", PAYERS, f"kb/{REGISTER}",
                                 *(s.file for s in statements)]))
     errors: list[str] = []
     notes = read_annotations(statements, errors)
@@ -255,12 +260,13 @@ def check_kb(root: Path) -> Compiled:
     rules, by_stmt = _rules(statements, notes, level, set(tables), errors)
     _check(statements, rules, tables, inputs, public, errors)
     program_strings = frozenset(_strings(statements))
+    entries, register_problems = read_register(root)
     kb = KB(root=root, fingerprint=_fingerprint(root, files), rules={r.id: r for r in rules}, by_number=rules,
             docs=documented, inputs=inputs, public=public, tables=Tables(tables, program_strings),
             programs={mode: _program(statements, by_stmt, set(tables), public, mode) for mode in MODES},
-            sources={s.id: s for s in read_register(root)[0]})
+            sources={s.id: s for s in entries})
     _check_registries(kb, errors)
-    return Compiled(kb, statements, parse_errors, errors)
+    return Compiled(kb, statements, parse_errors, errors, register_problems)
 
 
 def _tables(statements: list[Statement], notes: dict[tuple[str, int], Note], documented: dict[Signature, Doc],
@@ -344,12 +350,11 @@ def _check(statements: list[Statement], rules: list[Rule], tables: dict[Signatur
            inputs: set[Signature], public: set[Signature], errors: list[str]) -> None:
     """A derived predicate that nothing uses is most likely misspelt; so is a body predicate
     that nothing defines, and a #show of a predicate nothing derives."""
-    heads = {s.head and (s.head.name, len(s.head.args)) for s in statements if s.kind in ("rule", "fact")}
-    defined = {s.signature for s in statements if s.kind == "defined"}
+    heads: set[Signature] = {(s.head.name, len(s.head.args)) for s in statements
+                             if s.kind in ("rule", "fact") and s.head is not None}
+    defined = {s.signature for s in statements if s.kind == "defined" and s.signature is not None}
     known = heads | set(tables) | inputs | defined
-    derived: set[Signature] = {(s.head.name, len(s.head.args)) for s in statements
-                               if s.kind in ("rule", "fact") and s.head is not None}
-    names = sorted(f"{sig[0]}/{sig[1]}" for sig in derived | set(tables) | inputs | defined if sig)
+    names = sorted(f"{sig[0]}/{sig[1]}" for sig in known)
     used: set[Signature] = set()
     for stmt in statements:
         if stmt.kind != "rule":
@@ -362,7 +367,7 @@ def _check(statements: list[Statement], rules: list[Rule], tables: dict[Signatur
     for stmt in statements:
         if stmt.kind == "show" and stmt.signature and stmt.signature not in heads | set(tables):
             shown = f"{stmt.signature[0]}/{stmt.signature[1]}"
-            hint = did_you_mean(shown, (f"{n}/{a}" for n, a in derived | set(tables))) or " (misspelt?)"
+            hint = did_you_mean(shown, (f"{n}/{a}" for n, a in heads | set(tables))) or " (misspelt?)"
             errors.append(f"{stmt.file}:{stmt.line}: #show {shown}: no rule derives it{hint}")
     for rule in rules:
         if rule.signature not in used and rule.signature not in public:
@@ -372,15 +377,12 @@ def _check(statements: list[Statement], rules: list[Rule], tables: dict[Signatur
 
 def _check_registries(kb: KB, errors: list[str]) -> None:
     """Every finding id a rule derives has a severity, every reason id is registered."""
-    for rule, position, registry, missing in (
-            *((r, 1, kb.severities(), "has no severity in kb/reference/findings.lp") for r in kb.by_number
-              if r.signature == ("finding", 3)),
-            *((r, 2, kb.severities(), "has no severity in kb/reference/findings.lp") for r in kb.by_number
-              if r.signature == ("not_covered", 3)),
-            *((r, 2, kb.coverage_denials(), "has no basis in kb/reference/coverage.lp (coverage_denial)")
-              for r in kb.by_number if r.signature == ("not_covered", 3)),
-            *((r, 2, kb.reasons(), "is not in kb/reference/reasons.lp") for r in kb.by_number
-              if r.signature == ("reason", 4))):
+    severity = (kb.severities(), "has no severity in kb/reference/findings.lp")
+    checks = {**{sig: [(at, *severity)] for sig, at in FINDING_ID_AT.items()},
+              **{sig: [(at, kb.reasons(), "is not in kb/reference/reasons.lp")] for sig, at in REASON_ID_AT.items()}}
+    checks[("not_covered", 3)].append((FINDING_ID_AT[("not_covered", 3)], kb.coverage_denials(),
+                                       "has no basis in kb/reference/coverage.lp (coverage_denial)"))
+    for rule, position, registry, missing in ((r, *c) for r in kb.by_number for c in checks.get(r.signature, ())):
         ident = constants_in_head(rule, position)
         if ident is None:
             errors.append(f"{rule.at}: rule '{rule.id}': the id in its head must be written out (a constant)")

@@ -28,13 +28,13 @@ from pathlib import Path
 from . import engine
 from .engine import KBError, SolveError, Statement
 from .facts import check_inputs
-from .kb import KB, REFERENCE, SCHEMA, check_kb
+from .kb import KB, PAYERS, REFERENCE, SCHEMA, check_kb
 from .model import _CODE as CODE_FORM  # the CPT/HCPCS form the loader accepts in input
-from .rules import body_signatures, constants_in_head, did_you_mean, nearest
-from .sources import REGISTER, citations, read_register
+from .rules import FINDING_ID_AT, REASON_ID_AT, body_signatures, constants_in_head, did_you_mean, nearest
+from .sources import REGISTER, citations
 from .tables import Signature
 
-RULES, PAYERS = "kb/rules/", "kb/payers/"
+RULES = "kb/rules/"
 _AT = re.compile(r"(?P<file>[^\s:][^:]*?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<message>.*)", re.S)
 # A source line that cites nothing. Compared whole, lower case, without surrounding
 # punctuation: "TODO" and "n/a." are placeholders, "CPT 20553; TODO: the bullet" is not.
@@ -74,7 +74,7 @@ def lint(root: Path) -> list[Problem]:
     kb, statements = compiled.kb, compiled.statements
     found = [parse(m) for m in compiled.errors]
     found += _inputs_mapping(kb, statements)
-    found += _sources(root, statements)
+    found += _sources(kb, compiled.register_problems, statements)
     found += _orphan_text(statements)
     if compiled.parse_errors:
         # What clingo could not read is missing (and the payer overlays are not read after
@@ -129,14 +129,12 @@ def _source_lines(statements: list[Statement]) -> list[tuple[Statement, str]]:
     return out
 
 
-def _sources(root: Path, statements: list[Statement]) -> list[Problem]:
+def _sources(kb: KB, register_problems: list[str], statements: list[Statement]) -> list[Problem]:
     """A source that cites nothing; with a register, a citation that is not a register id.
     (An empty source is the loader's: 'annotation lacks source'.)"""
-    register_exists = (root / REGISTER).is_file()
-    entries, register_problems = read_register(root) if register_exists else ([], [])
     out = [parse(m) for m in register_problems]
-    ids = {e.id for e in entries}
-    check_ids = register_exists and bool(entries)  # a register that cannot be read is reported once, above
+    ids = set(kb.sources)
+    check_ids = bool(ids)  # no register, or one that cannot be read (reported once, above)
     for stmt, text in _source_lines(statements):
         if not text:
             continue
@@ -201,9 +199,9 @@ def _unread_inputs(kb: KB, statements: list[Statement]) -> list[Problem]:
 
 
 # registry table -> (derived predicate, position of the id in its head) per way of deriving it
-REGISTRIES: dict[Signature, tuple[str, tuple[tuple[Signature, int], ...]]] = {
-    ("finding_severity", 2): ("finding", ((("finding", 3), 1), (("not_covered", 3), 2))),
-    ("audit_reason", 2): ("audit reason", ((("reason", 4), 2),)),
+REGISTRIES: dict[Signature, tuple[str, dict[Signature, int]]] = {
+    ("finding_severity", 2): ("finding", FINDING_ID_AT),
+    ("audit_reason", 2): ("audit reason", REASON_ID_AT),
 }
 
 
@@ -216,10 +214,10 @@ def _never_derived(kb: KB, statements: list[Statement]) -> list[Problem]:
         rows = [s for s in statements if s.fact is not None and s.file.startswith(REFERENCE)
                 and (s.fact[0], len(s.fact) - 1) == registry]
         registered = {str(s.fact[1]) for s in rows if s.fact is not None}
-        derived = {ident for rule in kb.by_number for head, position in ways if rule.signature == head
-                   for ident in [constants_in_head(rule, position)] if ident is not None}
+        derived = {ident for rule in kb.by_number if rule.signature in ways
+                   for ident in [constants_in_head(rule, ways[rule.signature])] if ident is not None}
         meant = {nearest(ident, registered) for ident in derived - registered}
-        heads = " or ".join(f"{name}/{arity}" for (name, arity), _ in ways)
+        heads = " or ".join(f"{name}/{arity}" for name, arity in ways)
         for stmt in rows:
             assert stmt.fact is not None
             ident = str(stmt.fact[1])

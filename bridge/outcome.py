@@ -25,6 +25,11 @@ SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
 # ---------------------------------------------------------------------- the outcome types
+def line_text(code: str, units: int, modifiers: Iterable[str]) -> str:
+    """A line as people write it: 20560-59 x1."""
+    return code + "".join("-" + m for m in modifiers) + f" x{units}"
+
+
 @dataclass(slots=True)
 class Line:
     code: str
@@ -32,7 +37,7 @@ class Line:
     modifiers: list[str]
 
     def text(self) -> str:
-        return self.code + "".join("-" + m for m in self.modifiers) + f" x{self.units}"
+        return line_text(self.code, self.units, self.modifiers)
 
     def json(self) -> dict:
         return {"code": self.code, "units": self.units, "modifiers": self.modifiers}
@@ -70,6 +75,9 @@ class Billed:
     modifiers: list[str]
     verdict: str
     reasons: list[Reason]
+
+    def text(self) -> str:
+        return line_text(self.code, self.units, self.modifiers)
 
     def json(self) -> dict:
         return {"code": self.code, "units": self.units, "modifiers": self.modifiers, "verdict": self.verdict,

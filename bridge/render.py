@@ -67,8 +67,7 @@ def outcome_text(out: Outcome) -> str:
     if out.billed is not None:
         lines.append("  audit:")
         for i, b in enumerate(out.billed, start=1):
-            mods = "".join("-" + m for m in b.modifiers)
-            lines.append(f"    {i}. {b.code}{mods} x{b.units}: {b.verdict}")
+            lines.append(f"    {i}. {b.text()}: {b.verdict}")
             lines.extend(f"         {r.id}: {r.message}" for r in b.reasons)
     return "\n".join(lines)
 

@@ -25,7 +25,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .api import explain
 from .cases import Result, Run, coverage
 from .kb import KB
 from .render import to_dot, to_text
@@ -91,7 +90,7 @@ def check_target(folder: Path) -> str | None:
     return f"{folder}: is not empty and holds no tpkb report (give a new or empty folder)"
 
 
-def write_report(kb: KB, run: Run, changed: Iterable[str], folder: Path, source: str = "") -> Written:
+def write_report(kb: KB, run: Run, changed: Iterable[tuple[str, str]], folder: Path, source: str = "") -> Written:
     """Write the report of `run` in `folder`: index.html and cases/<case>.html. Raises
     ReportError where the folder is not for a report, OSError where it cannot be written."""
     problem = check_target(folder)
@@ -145,10 +144,9 @@ def page_names(case_names: list[str]) -> list[str]:
 # ---------------------------------------------------------------------- explanations
 def _explanation(kb: KB, run: Run, result: Result, title: str) -> tuple[list[str], str]:
     """The case's explanation as text lines, and as DOT."""
-    if run.answer is None:
+    graph = run.graph(result)
+    if graph is None:
         return [], ""
-    enc = result.case.encounter
-    graph = explain(kb, run.answer, result.key, enc, result.outcome)
     return to_text(kb, graph, indent="  "), to_dot(kb, [(title, graph)])
 
 
@@ -211,7 +209,7 @@ def _status(result: Result) -> str:
     return '<span class="pass">passed</span>' if result.passed else '<span class="fail">FAILED</span>'
 
 
-def _index_page(kb: KB, run: Run, changed: list[str], link: dict[str, str], source: str) -> str:
+def _index_page(kb: KB, run: Run, changed: list[tuple[str, str]], link: dict[str, str], source: str) -> str:
     results = run.results
     failed = run.failed
 
@@ -245,14 +243,10 @@ def _index_page(kb: KB, run: Run, changed: list[str], link: dict[str, str], sour
 
     body.append(f'<h2 id="changed">Changed since the last run ({len(changed)})</h2>')
     if changed:
-        names = sorted(link, key=len, reverse=True)  # the longest name a line starts with is its case
         body.append("<ul>")
-        for line in changed:
-            name = next((n for n in names if line.startswith(n + ": ")), None)
-            if name is None:
-                body.append(f"<li>{_e(line)}</li>")
-            else:
-                body.append(f'<li><a href="{_e(link[name])}">{_e(name)}</a>: {_e(line[len(name) + 2:])}</li>')
+        for name, how in changed:
+            shown = f'<a href="{_e(link[name])}">{_e(name)}</a>' if name in link else _e(name)
+            body.append(f"<li>{shown}: {_e(how)}</li>")
         body.append("</ul>")
     else:
         body.append("<p>None (or no earlier run on record).</p>")
@@ -341,7 +335,7 @@ def _case_page(page: _Page, svg: str | None, error: str, graphviz: bool) -> str:
     else:
         body.append("<table><tr><th>#</th><th>line</th><th>verdict</th><th>reasons</th></tr>")
         for i, b in enumerate(out.billed, start=1):
-            text = b.code + "".join("-" + m for m in b.modifiers) + f" x{b.units}"
+            text = b.text()
             reasons = "<br>".join(f"<code>{_e(x.id)}</code>: {_e(x.message)} ({_rule_link(x.rule)})"
                                   for x in b.reasons)
             body.append(f"<tr><td>{i}</td><td><code>{_e(text)}</code></td><td>{_e(b.verdict)}</td>"

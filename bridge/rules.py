@@ -224,11 +224,11 @@ def make_rule(stmt: Statement, note: Note, number: int, encounter_level: set[tup
                 body_templates=_body_templates(stmt.body, names))
 
 
-def nearest(word: str, choices: Iterable[str], cutoff: float = 80) -> str | None:
+def nearest(word: str, choices: Iterable[str]) -> str | None:
     """The name nearest to a misspelt `word` (rapidfuzz's weighted ratio), if any is near."""
     from rapidfuzz import fuzz, process
 
-    found = process.extractOne(word, [c for c in choices if c != word], scorer=fuzz.WRatio, score_cutoff=cutoff)
+    found = process.extractOne(word, [c for c in choices if c != word], scorer=fuzz.WRatio, score_cutoff=80)
     return found[0] if found else None
 
 
@@ -285,6 +285,22 @@ def body_signatures(stmt: Statement) -> Iterable[tuple[str, int]]:
             yield (lit.atom.name, len(lit.atom.args))
         for element in lit.elements:
             yield (element.name, len(element.args))
+
+
+# Where a message rule's head holds its id: a finding (finding/3, and not_covered/3, the
+# coverage layer's findings), or an audit reason.
+FINDING_ID_AT: dict[tuple[str, int], int] = {("finding", 3): 1, ("not_covered", 3): 2}
+REASON_ID_AT: dict[tuple[str, int], int] = {("reason", 4): 2}
+
+
+def finding_id(rule: Rule) -> str | None:
+    position = FINDING_ID_AT.get(rule.signature)
+    return constants_in_head(rule, position) if position is not None else None
+
+
+def reason_id(rule: Rule) -> str | None:
+    position = REASON_ID_AT.get(rule.signature)
+    return constants_in_head(rule, position) if position is not None else None
 
 
 def constants_in_head(rule: Rule, position: int) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from .rules import did_you_mean
 REGISTER = "sources.yaml"  # in the KB root
 FIELDS = ("id", "title", "publisher", "version", "where", "note")
 REQUIRED = ("id", "title", "where", "note")
-_CITATION = re.compile(r"\[([^\[\]]*)\]")
+CITATION = re.compile(r"\[([^\[\]]*)\]")
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Source:
 def citations(source_text: str) -> list[str]:
     """The register ids a `%@ source:` text cites, in order: `[seed] bullet 1; [cpt]` ->
     ['seed', 'cpt']. An empty `[]` is kept as '' so that it can be reported."""
-    return [m.strip() for m in _CITATION.findall(source_text)]
+    return [m.strip() for m in CITATION.findall(source_text)]
 
 
 def read_register(root: Path) -> tuple[list[Source], list[str]]:
@@ -47,14 +46,7 @@ def read_register(root: Path) -> tuple[list[Source], list[str]]:
         text = path.read_bytes()
     except OSError:
         return [], []
-    entries, problems = _read(text)  # compiling the KB and linting it read the same file
-    return list(entries), list(problems)
-
-
-@lru_cache(maxsize=4)
-def _read(content: bytes) -> tuple[tuple[Source, ...], tuple[str, ...]]:
-    entries, problems = _parse(content)
-    return tuple(entries), tuple(problems)
+    return _parse(text)
 
 
 def _parse(content: bytes) -> tuple[list[Source], list[str]]:

@@ -332,10 +332,7 @@ def _choice_facts(kb: KB, enc: Encounter, changes: list[Change], base: set[Atom]
         if change.slot.startswith("new procedure ") and not change.slot.endswith(" 1"):
             # the second new muscle only after the first: one order of the same choice
             rows.append(("_whatif_after", i, slots.setdefault("new procedure 1", len(slots))))
-        try:
-            after = set(batch_facts([change.apply(enc)], kb.reader()))
-        except ValueError:
-            continue
+        after = set(batch_facts([change.apply(enc)], kb.reader()))
         if change.slot.startswith("new procedure "):
             k = int(change.slot.rsplit(" ", 1)[1])
             # only the new procedure's facts, at position n + k (a placeholder stood before it)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import engine
-from .api import batch_input, explain
+from .api import batch_input
 from .engine import Literal, Program
 from .explain import Conclusion, Graph, GraphBuilder, compare_text, reading
 from .facts import encounter_facts
@@ -249,9 +249,10 @@ class Search:
     """The prefix instances of one encounter's solve, and the walk from the target down."""
 
     def __init__(self, kb: KB, enc: Encounter, key: int = 1):
-        self.kb, self.enc, self.key = kb, enc, key
+        self.kb, self.key = kb, key
         text, self.plans = prefix_rules(kb)
         facts, rows = batch_input(kb, [enc])
+        own = encounter_facts(key, enc, kb.reader())
         base = kb.program("full")
         program = Program(base.text + text, base.origins + (("kb (why-not prefixes)", 0),) * text.count("\n"))
         shown = engine.solve(program, facts, rows)
@@ -265,15 +266,16 @@ class Search:
         self.answer = Answer.of(kb, rest, "full")
         self.answer.names = [enc.id]
         self.outcome: Outcome = self.answer.outcome(key, enc)
-        self.graph = explain(kb, self.answer, key, enc, self.outcome)
-        self.builder = GraphBuilder(kb, self.answer, key, encounter_facts(key, enc, kb.reader()))
-        self.heads = {f.head() for f in self.answer.firings.get(key, ())} | set(self.answer.atoms.get(key, ()))
-        self.facts = set(encounter_facts(key, enc, kb.reader()))
+        # one builder: the explanation's graph, and the nodes of the conditions shown later
+        self.builder = GraphBuilder(kb, self.answer, key, own)
+        self.graph = self.builder.build(self.outcome, key)
+        self.known = ({f.head() for f in self.answer.firings.get(key, ())} | set(self.answer.atoms.get(key, ()))
+                      | set(own))
         self.derived = {r.signature for r in kb.by_number}
         self._memo: dict[tuple, bool] = {}
 
     def holds(self, pattern: Pat) -> list[Atom]:
-        return [a for a in self.heads | self.facts if _fits(pattern, a)]
+        return [a for a in self.known if _fits(pattern, a)]
 
     def why(self, pattern: Pat, depth: int = 0, seen: frozenset = frozenset()) -> list[Failure]:
         """For each rule whose head fits `pattern` (not yet derived), where it stopped."""
@@ -359,6 +361,8 @@ class Search:
             pattern = _pattern(lit.atom, bindings)
             failure.kind = "negated"
             failure.blocked_by = self.holds(pattern)[:MAX_SHOWN]
+            for atom in failure.blocked_by:
+                self.builder.derive(atom)
             held = [reading(self.kb, a) for a in failure.blocked_by] or [reading(self.kb, pattern)]
             failure.failed = f"{'; '.join(held)} (the rule needs this not to hold)"
         elif lit.kind == "atom" and lit.atom is not None:
@@ -385,9 +389,9 @@ class Search:
                 continue
             if (lit.atom.name, len(lit.atom.args)) not in self.derived:
                 continue
-            pattern = _pattern(lit.atom, bindings)
-            found = self.holds(pattern)
-            out.extend(found[:1])
+            for atom in self.holds(_pattern(lit.atom, bindings))[:1]:
+                self.builder.derive(atom)  # its node, for the explanation of what held
+                out.append(atom)
         return out
 
     def not_counted(self, failures: list[Failure]) -> list[str]:
@@ -413,16 +417,11 @@ class Search:
         return out
 
     def _inputs_under(self, atom: Atom) -> set[Atom]:
-        roots = [n.id for n in self.graph.nodes if n.atom == atom]
-        if not roots:
-            roots = self.builder.derive(atom)
-            nodes = self.builder.nodes
-        else:
-            nodes = self.graph.nodes
-        return self._inputs_below(roots[0], nodes) if roots else set()
+        roots = self.builder.derive(atom)
+        return self._inputs_below(roots[0]) if roots else set()
 
-    def _inputs_below(self, root: int, nodes: list | None = None) -> set[Atom]:
-        nodes = self.graph.nodes if nodes is None else nodes
+    def _inputs_below(self, root: int) -> set[Atom]:
+        nodes = self.graph.nodes
         out: set[Atom] = set()
         stack, seen = [root], set()
         while stack:

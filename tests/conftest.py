@@ -1,14 +1,17 @@
-"""Shared fixtures: the KB (loaded once), and helpers that code one encounter written as
-a Python dict in the case format, or solve it and read what the rules derived."""
+"""Shared fixtures: the KB (loaded once), a copy of the KB folder to edit, and helpers that
+code one encounter written as a Python dict in the case format, or solve it and read what
+the rules derived."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from helpers import encounters
 
-from bridge.api import load_kb, solve_batch
+from bridge.api import default_kb_path, load_kb, solve_batch
 from bridge.kb import KB
 from bridge.outcome import Outcome
 from bridge.terms import atom_text
@@ -17,6 +20,14 @@ from bridge.terms import atom_text
 @pytest.fixture(scope="session")
 def kb() -> KB:
     return load_kb()
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped KB folder, to edit."""
+    dest = tmp_path / "kb"
+    shutil.copytree(default_kb_path(), dest)
+    return dest
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bridge.kb import KB
@@ -38,3 +39,11 @@ def encounters(kb: KB, *docs: dict) -> list[Encounter]:
     context = {"profiles": frozenset(kb.profiles())}
     return [Encounter.model_validate({"date": "2025-06-02", "id": f"t{i}", **doc}, context=context)
             for i, doc in enumerate(docs)]
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace `old` (which must occur) in a file by `new`; the line where it stood."""
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+    return text[: text.index(old)].count("\n") + 1

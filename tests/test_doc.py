@@ -95,7 +95,7 @@ def test_explanation_json_rule_nodes_carry_their_citations(kb: KB) -> None:
              if n.get("kind") == "rule"]
     assert nodes
     for node in nodes:
-        assert node["cites"] == citations(node["source"]) and node["cites"], node
+        assert node["cites"] and set(node["cites"]) <= set(kb.sources), node
     assert any(n["rule"] == "calls_for_20553" and n["cites"] == ["cpt", "seed"] for n in nodes)
 
 
@@ -104,7 +104,6 @@ def test_every_rule_is_in_the_reference(kb: KB, pages: dict[str, str]) -> None:
     for fmt, text in pages.items():
         missing = [rid for rid in kb.rules if f'id="{doc.rule_anchor(rid)}"' not in text]
         assert not missing, (fmt, missing[:5])
-        assert all(rid in text for rid in kb.rules)
     html_text = pages["html"]
     assert '<h3 id="rule-calls_for_20553">calls_for_20553</h3>' in html_text
     # its source, each [id] a link to the register; its reads and derives, its cases

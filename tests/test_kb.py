@@ -4,35 +4,19 @@ edit."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import encounters, inj
+from helpers import edit, encounters, inj
 
 from bridge.api import default_kb_path, load_kb, solve_batch
 from bridge.engine import KBError
 from bridge.kb import KB, compile_kb
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    dest = tmp_path / "kb"
-    shutil.copytree(default_kb_path(), dest)
-    return dest
-
-
-def edit(path: Path, old: str, new: str) -> int:
-    """Replace `old` (which must occur) by `new`; the line where it stood."""
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-    return text[: text.index(old)].count("\n") + 1
 
 
 def refused(kb_dir: Path) -> str:

@@ -7,11 +7,11 @@ prints for the shipped KB (so that a test speaks only about what it planted)."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import edit
 
 from bridge.api import default_kb_path
 from bridge.cli import main
@@ -30,21 +30,6 @@ def run_lint(*args: str) -> tuple[int, list[str]]:
 @pytest.fixture(scope="module")
 def shipped() -> tuple[int, list[str]]:
     return run_lint("lint", str(SHIPPED))
-
-
-@pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    dest = tmp_path / "kb"
-    shutil.copytree(SHIPPED, dest)
-    return dest
-
-
-def edit(path: Path, old: str, new: str) -> int:
-    """Replace `old` (which must occur) by `new`; the line where it stood."""
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-    return text[: text.index(old)].count("\n") + 1
 
 
 def append(path: Path, text: str) -> int:
@@ -73,10 +58,14 @@ def test_the_shipped_kb_lints_clean(shipped: tuple[int, list[str]]) -> None:
     assert shipped == (0, [])
 
 
-def test_the_shipped_kb_prints_only_problem_lines(shipped: tuple[int, list[str]]) -> None:
-    assert shipped[0] == (2 if shipped[1] else 0)
-    assert all(re.match(r"kb/[\w/.-]+\.(lp|yaml):\d+(:\d+)?: \S", line) for line in shipped[1]), shipped[1]
-    assert shipped[1] == sorted(shipped[1], key=lambda s: (s.split(":")[0], int(s.split(":")[1])))
+def test_lint_prints_only_problem_lines_sorted_by_file_and_line(kb_copy: Path) -> None:
+    services = kb_copy / "rules" / "services.lp"
+    services.write_text(re.sub(r"%@ source: .*", "%@ source: TODO", services.read_text(), count=1))
+    edit(kb_copy / "rules" / "codes.lp", "%@ source: [", "%@ source: [no-such-source] [")
+    code, lines = run_lint("lint", str(kb_copy))
+    assert code == 2 and len(lines) == 2, lines
+    assert all(re.match(r"kb/[\w/.-]+\.(lp|yaml):\d+(:\d+)?: \S", line) for line in lines), lines
+    assert lines == sorted(lines, key=lambda s: (s.split(":")[0], int(s.split(":")[1])))
 
 
 def test_a_duplicate_rule_id_is_one_line_naming_both_rules(kb_copy: Path, shipped: tuple[int, list[str]]) -> None:

@@ -22,7 +22,7 @@ def run(kb: KB) -> Run:
 def test_library_passes_and_fires_every_rule(kb: KB, run: Run) -> None:
     assert not run.problems, [str(p) for p in run.problems]
     assert len(run.results) >= 60
-    assert not run.failed, run.failed[0].report()
+    assert not run.failed, run.report(run.failed[0])
     unfired = sorted(set(kb.rules) - run.fired)
     assert not unfired, f"rules fired by no case: {unfired}"
 
