@@ -23,6 +23,7 @@ from .outcome import Outcome
 from .whynot import PREFIX, prefix_rules
 
 SEEDS = 6  # library encounters tried, nearest first
+DRAFT_CHANGES = (whatif.drop_last_procedure,)  # a draft may also leave documentation out
 
 
 @dataclass
@@ -99,7 +100,7 @@ def generate(kb: KB, rule_id: str, paths: Iterable[str | Path], almost: bool = F
     if rule.encounter is None:
         raise ValueError(f"rule {rule_id} is about the KB's tables alone: no encounter fires it")
     for where, enc in seeds(kb, rule_id, paths):
-        result = _almost(kb, enc, rule_id) if almost else whatif.fire(kb, enc, rule_id)
+        result = _almost(kb, enc, rule_id) if almost else whatif.fire(kb, enc, rule_id, DRAFT_CHANGES)
         picked = result.answers[0] if result.answers else None
         if result.already:
             outcome = solve_batch(kb, [enc], mode="full").outcome(1, enc)
@@ -118,4 +119,5 @@ def _almost(kb: KB, enc: Encounter, rule_id: str) -> whatif.WhatIf:
     goal = (text + f"_whatif_goal :- _whatif_goal_rule(N), {PREFIX}(1, N, {max(last, 1)}, _), not _whatif_fired.\n"
             f"_whatif_fired :- _whatif_goal_rule(N), {fired}.\n")
     return whatif.search(kb, enc, f"almost {rule_id}", goal, [("_whatif_goal_rule", rule.number)],
-                         lambda o: False, mode="full", check=lambda o: rule_id not in (o.fired or []))
+                         lambda o: False, mode="full", check=lambda o: rule_id not in (o.fired or []),
+                         extra=DRAFT_CHANGES)

@@ -41,6 +41,7 @@ class Change:
     text: str
     apply: Callable[[Encounter], Encounter]
     kind: str  # the input predicate it changes (CHANGES)
+    also: tuple[str, ...] = ()  # other slots it takes (no other change may take them)
 
 
 @dataclass
@@ -225,6 +226,19 @@ def _document_abn(kb: KB, enc: Encounter) -> Iterator[Change]:
                      "abn")
 
 
+def drop_last_procedure(kb: KB, enc: Encounter) -> Iterator[Change]:
+    """mention (fewer): the session's last procedure left out. Not a change to suggest on a
+    real encounter (documentation is not taken back); `tpkb generate` uses it on library
+    encounters to reach a rule that needs fewer muscles. It takes the new procedures' slots
+    too, so that the positions of the facts stay as computed."""
+    n = len(enc.procedures)
+    if n > 1:
+        last = enc.procedures[-1]
+        yield Change(f"procedure {n}", f"leave out procedure {n} (\"{last.muscle}\")",
+                     lambda e: _with_procedures(e, list(e.procedures[:n - 1])), "mention",
+                     tuple(f"new procedure {k + 1}" for k in range(NEW_PROCEDURES)))
+
+
 #: The candidate changes, per input predicate: what the solver may choose among.
 CHANGES: tuple[Callable[[KB, Encounter], Iterator[Change]], ...] = (
     _name_a_muscle, _name_in_place_of_a_term, _document_a_side, _document_necessity, _add_a_diagnosis,
@@ -250,19 +264,21 @@ def accept_billed(kb: KB, enc: Encounter) -> WhatIf:
                   lambda o: all(b.verdict == "accept" for b in o.billed or []))
 
 
-def fire(kb: KB, enc: Encounter, rule_id: str) -> WhatIf:
+def fire(kb: KB, enc: Encounter, rule_id: str,
+         extra: tuple[Callable[[KB, Encounter], Iterator[Change]], ...] = ()) -> WhatIf:
     """The smallest changes that make a rule fire (bridge/generate.py)."""
     rule = kb.rules[rule_id]
     arity = len(rule.variables) + (2 if rule.encounter is None else 1)
     args = ", ".join(["_"] * (arity - 2))
     text = f"_whatif_goal :- _whatif_goal_rule(N), {FIRED}(1, N{', ' + args if args else ''}).\n"
     return search(kb, enc, f"fire {rule_id}", text, [("_whatif_goal_rule", rule.number)],
-                  lambda o: rule_id in (o.fired or []), mode="full")
+                  lambda o: rule_id in (o.fired or []), mode="full", extra=extra)
 
 
 def search(kb: KB, enc: Encounter, goal: str, goal_text: str, goal_rows: list[Atom],
            reached: Callable[[Outcome], bool], mode: str = "plain",
-           check: Callable[[Outcome], bool] | None = None) -> WhatIf:
+           check: Callable[[Outcome], bool] | None = None,
+           extra: tuple[Callable[[KB, Encounter], Iterator[Change]], ...] = ()) -> WhatIf:
     """The fewest candidate changes for which `goal_text` derives _whatif_goal; `reached`
     says whether an outcome has the goal already, `check` (default `reached`) whether a
     changed encounter, coded on its own, does."""
@@ -272,12 +288,12 @@ def search(kb: KB, enc: Encounter, goal: str, goal_text: str, goal_rows: list[At
     if reached(base_outcome):
         result.already = True
         return result
-    changes = [c for make_changes in CHANGES for c in make_changes(kb, enc)]
+    changes = [c for make_changes in (*CHANGES, *extra) for c in make_changes(kb, enc)]
     facts, rows = batch_input(kb, [enc])
     base = set(facts)
-    extra, kept, program_text = _choice_facts(kb, enc, changes, base)
-    all_facts = [f for f in facts if f not in kept] + extra + goal_rows
-    strings = {a for f in extra for a in f[2:] if isinstance(a, str)}
+    choice_rows, kept, program_text = _choice_facts(kb, enc, changes, base)
+    all_facts = [f for f in facts if f not in kept] + choice_rows + goal_rows
+    strings = {a for f in choice_rows for a in f[2:] if isinstance(a, str)}
     rows = list(dict.fromkeys([*rows, *kb.tables.for_batch(strings)]))
     program = kb.program(mode)
     text = program.text + program_text + goal_text + ":- not _whatif_goal.\n#show _whatif/1.\n"
@@ -326,7 +342,8 @@ def _choice_facts(kb: KB, enc: Encounter, changes: list[Change], base: set[Atom]
     n = len(enc.procedures)
     for i, change in enumerate(changes):
         rows.append(("_whatif_edit", i))
-        rows.append(("_whatif_slot", i, slots.setdefault(change.slot, len(slots))))
+        for slot in (change.slot, *change.also):
+            rows.append(("_whatif_slot", i, slots.setdefault(slot, len(slots))))
         if change.slot.startswith("new procedure "):
             rows.append(("_whatif_new", i))
         if change.slot.startswith("new procedure ") and not change.slot.endswith(" 1"):

@@ -71,6 +71,19 @@ def test_generate_drafts_a_case_that_fires_the_rule_and_passes(kb, tmp_path: Pat
     assert "DRAFT" in out.read_text() and "draft" in run.results[0].case.tags
 
 
+def test_generate_not_drafts_a_case_that_almost_fires_the_rule(kb, tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "seed.yaml").write_text((ROOT / "cases" / "counting" / "seed_example.yaml").read_text())
+    draft = generate(kb, "calls_for_20553", [seeds], almost=True)  # the seed fires it: 3 muscles
+    assert draft is not None and draft.changes == ['leave out procedure 3 ("rhomboid major")']
+    out = tmp_path / "draft.yaml"
+    out.write_text(draft.yaml())
+    run = run_cases(kb, [out])
+    assert run.tally() == "1 passed, 0 failed" and run.results[0].case.expect.not_fired == ["calls_for_20553"]
+    assert "count_injected" in (run.results[0].outcome.fired or [])  # the condition before the last held
+
+
 def test_the_command_lines(tmp_path: Path) -> None:
     enc = tmp_path / "e.yaml"
     enc.write_text("date: 2026-03-02\nprocedures:\n  - {muscle: right trapezius, injectate: [lidocaine 1%]}\n"
