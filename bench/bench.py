@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--explain-n", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask figures")
     args = parser.parse_args()
 
     from importlib.metadata import version
@@ -120,11 +121,14 @@ def main() -> None:
 
     batch = measure({
         f"tpkb code, default jobs ({default_jobs()})": code,
-        "tpkb code --jobs 1 (one process)": [*code, "--jobs", "1"],
-        "tpkb code --jobs 1, one solve": [*code, "--jobs", "1", "--batch-size", str(args.n)],
+        "tpkb code --jobs 1 (one worker)": [*code, "--jobs", "1"],
+        "tpkb code, one solve (this process)": [*code, "--jobs", "1", "--batch-size", str(args.n)],
         "raw clingo, same facts": [*CLINGO, *kb_files, str(batch_facts), "--warn=none"],
     }, args.repeat)
     report(f"{args.n} encounters, {n_facts} facts (ratio to raw clingo):", batch, "raw clingo, same facts", args.n)
+
+    if not args.no_dask:
+        dask_group(code, args)
 
     small = work / "explain.jsonl"
     small.write_text("".join(jsonl.read_text().splitlines(keepends=True)[: args.explain_n]))
@@ -133,6 +137,24 @@ def main() -> None:
     report(f"{args.explain_n} encounters with and without --explain:", explained, "tpkb code", args.explain_n)
     size = len(run([*plain, "--explain"], stdout=None)[1]) - len(run(plain, stdout=None)[1])
     print(f"  explanation JSON: {size / args.explain_n / 1024:.1f} KB per encounter on average")
+
+
+def dask_group(code: list[str], args: argparse.Namespace) -> None:
+    """The same file on Dask: a LocalCluster of 2 worker processes started once (as a
+    cluster runs before its jobs come), and `--dask local` starting its own each run,
+    against the local path with --jobs 2."""
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        print("\n(Dask figures skipped: pip install 'tpkb[dask]')")
+        return
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        times = measure({
+            "tpkb code --jobs 2": [*code, "--jobs", "2"],
+            "tpkb code --dask (LocalCluster, 2)": [*code, "--dask", cluster.scheduler_address],
+            "tpkb code --dask local --jobs 2": [*code, "--dask", "local", "--jobs", "2"],
+        }, args.repeat)
+    report(f"{args.n} encounters on Dask (ratio to the local path, --jobs 2):", times, "tpkb code --jobs 2", args.n)
 
 
 if __name__ == "__main__":

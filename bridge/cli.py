@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -27,10 +27,11 @@ from .load import Pending, Problem, Record, jsonl_lines, read_items
 from .model import Encounter
 from .printable import escape
 from .render import as_dot_graphs, as_json, as_text
-from .stream import Coded, Options, code_stream, default_jobs
+from .stream import DAY_WINDOW, Coded, Options, Tally, code_stream, default_jobs
 
 FORMATS = click.Choice(["text", "json", "jsonl"])
 BATCH, EXPLAIN_BATCH = 1000, 500  # encounters per solve; explaining instruments every rule
+FLUSH_AFTER = 0.2  # seconds of quiet on standard input before a partial batch is coded
 
 
 class Ctx:
@@ -38,6 +39,9 @@ class Ctx:
         self.kb_path = kb_path
         self._kb: KB | None = None
         self.problems = 0
+        self.quiet = False  # no progress bar
+        self.total: int | None = None  # records to code, where known
+        self.bar: Any = None  # the progress bar being shown
 
     @property
     def kb(self) -> KB:
@@ -48,7 +52,41 @@ class Ctx:
     def report(self, problems: Iterable[Problem | str]) -> None:
         for p in problems:
             self.problems += 1
-            click.echo(f"error: {p}", err=True)
+            if self.bar is not None:
+                self.bar.write(f"error: {p}", file=sys.stderr)  # above the progress bar
+            else:
+                click.echo(f"error: {p}", err=True)
+
+    def progress(self, coded: Iterator[Coded]) -> Iterator[Coded]:
+        """The records, counted on a progress bar (records, rate, and where the total is
+        known, the time left) on standard error: only on a terminal, never with --quiet."""
+        if self.quiet or not sys.stderr.isatty():
+            yield from coded
+            return
+        from tqdm import tqdm
+
+        with tqdm(total=self.total, unit=" records", file=sys.stderr, mininterval=0.5, dynamic_ncols=True,
+                  leave=False) as bar:
+            self.bar = bar
+            try:
+                for item in coded:
+                    bar.update()
+                    yield item
+            finally:
+                self.bar = None
+
+    def count(self, paths: tuple[str, ...]) -> None:
+        """The number of records, where it is known cheaply (JSONL files: their lines), for
+        the progress bar's time left."""
+        files = [Path(p) for p in paths]
+        if self.quiet or not sys.stderr.isatty() or not files or not all(
+                f.suffix == ".jsonl" and f.is_file() for f in files):
+            return
+        total = 0
+        for f in files:
+            with f.open("rb") as stream:
+                total += sum(chunk.count(b"\n") for chunk in iter(partial(stream.read, 1 << 20), b""))
+        self.total = total
 
     def records(self, paths: tuple[str, ...], lines: bool = False) -> Iterator[Record]:
         """The records of the paths (or of JSONL on standard input), problems reported as read."""
@@ -87,7 +125,7 @@ def _emit(ctx: Ctx, coded: Iterator[Coded], fmt: str) -> None:
     first = True
     if fmt == "json":
         click.echo('{"encounters": [', nl=False)
-    for item in coded:
+    for item in ctx.progress(coded):
         ctx.report(item.problems)
         if fmt != "json":
             if item.text:
@@ -101,10 +139,30 @@ def _emit(ctx: Ctx, coded: Iterator[Coded], fmt: str) -> None:
         click.echo("\n]" + (',\n"errors": [\n' + ",\n".join(errors) + "\n]" if errors else "") + "}")
 
 
-def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_size: int, jobs: int) -> None:
+def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_size: int, jobs: int,
+         dask: str | None = None, flush_after: float = 0.0) -> None:
     try:
         kb = ctx.kb  # load (and check) the KB before anything is printed
-        _emit(ctx, code_stream(kb, ctx.items(paths), options, batch_size=batch_size, jobs=jobs), fmt)
+        ctx.count(paths)
+        tally = Tally()
+        if dask is None:
+            flush = flush_after if paths == ("-",) and flush_after > 0 else None
+            _emit(ctx, code_stream(kb, ctx.items(paths), options, batch_size=batch_size, jobs=jobs,
+                                   flush_after=flush, tally=tally, waiting=sys.stdout.flush), fmt)
+        else:  # the same batches, solved by the workers of a Dask cluster (bridge/distributed.py)
+            from .distributed import DaskError, code_dask
+
+            try:
+                with closing(code_dask(dask, kb, ctx.items(paths), options, batch_size, workers=jobs,
+                                       tally=tally)) as coded:
+                    _emit(ctx, coded, fmt)
+            except DaskError as exc:
+                click.echo(f"error: --dask: {escape(str(exc))}", err=True)
+                sys.exit(2)
+        if tally.late_days:
+            click.echo(f"warning: {tally.late_days} record(s) of a patient's day came more than {DAY_WINDOW:,} "
+                       "records after that day's first, which was coded without them: sort the input by patient "
+                       "and date", err=True)
     except (KBError, SolveError) as exc:
         _fail_kb(exc)
     sys.exit(2 if ctx.problems else 0)
@@ -119,15 +177,23 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
               help="Encounters grounded and solved together in one program. With --explain every rule is "
               "instrumented and a batch weighs several times more, so its default batch is smaller.")
 @click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores, at most 8",
-              help="Processes coding batches at once: this one and worker processes. With 1, this "
-                   "process grounds a batch while it reads the next and renders the one before.")
+              help="Processes coding batches at once. This one codes the first batches; then worker processes, "
+                   "each replaced by a fresh one once it has grown, so memory stays flat however long the input.")
+@click.option("--dask", default=None, metavar="ADDRESS", help="Solve the batches on a Dask cluster: its scheduler's "
+              "address (tcp://host:8786), or 'local' for a new local cluster of --jobs worker processes. "
+              "Needs pip install 'tpkb[dask]'.")
+@click.option("--flush-after", type=click.FloatRange(0), default=FLUSH_AFTER, show_default=True, metavar="SECONDS",
+              help="On standard input: code what has come once the input has been quiet this long, without "
+                   "waiting for a full batch (0: wait).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (it is shown only on a terminal anyway).")
 @click.pass_obj
 def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int | None,
-         jobs: int) -> None:
+         jobs: int, dask: str | None, flush_after: float, quiet: bool) -> None:
     """Code encounter or case files (YAML, JSON, JSONL; directories; '-' for JSONL on stdin)."""
     render = partial(as_text, full=full) if fmt == "text" else partial(as_json, full=full)
     size = batch_size or (EXPLAIN_BATCH if explain else BATCH)
-    _run(ctx, paths, fmt, Options(explain=explain, render=render), size, jobs)
+    ctx.quiet = quiet
+    _run(ctx, paths, fmt, Options(explain=explain, render=render), size, jobs, dask, flush_after)
 
 
 @main.command()

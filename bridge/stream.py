@@ -1,24 +1,22 @@
 """Streams of records coded in batches, each batch one solve, every record rendered and
-handed on in input order: in this process alone (grounding one batch while Python reads
-the next and renders the one before), or shared with worker processes on several cores."""
+handed on in input order, in bounded memory however long the stream: a short input in
+this process, full batches by worker processes (bridge/worker.py) on several cores, each
+replaced by a fresh one once it has grown."""
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import json
 import os
-import sys
+import queue
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 
-from . import engine
-from .api import batch_input, explain, load_kb, paused_gc
+from . import engine, worker
+from .api import batch_input, explain, paused_gc
 from .explain import Graph
 from .kb import KB
 from .load import Pending, Record
@@ -109,216 +107,292 @@ def default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+IN_PROCESS = 1000  # encounters this process codes itself: a short input, partial batches
+WORKER_MB = 60  # a worker whose own memory has grown past this (MB) retires after its batch
+DAY_WINDOW = 10_000  # input records a patient's day is held open for its other sessions
+AHEAD = 3  # batches per coder taken ahead of the one next handed on
+
+
+@dataclass
+class Tally:
+    """What a stream noticed beyond the records themselves (for a closing warning)."""
+
+    late_days: int = 0  # records of a patient's day that came after the day was coded
+    workers_started: int = 0
+
+
 def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 1000,
-                jobs: int = 1) -> Iterator[Coded]:
-    """Code records in batches (each one solve) and yield each coded, in input order.
+                jobs: int = 1, flush_after: float | None = None, day_window: int = DAY_WINDOW,
+                worker_mb: float = WORKER_MB, in_process: int = IN_PROCESS, tally: Tally | None = None,
+                waiting: Callable[[], None] | None = None) -> Iterator[Coded]:
+    """Code records in batches (each one solve) and yield each coded, in input order, with
+    memory bounded however long the input.
 
-    With jobs > 1 and more than one batch, this process and jobs - 1 worker processes
-    (started with 'spawn': each loads the KB from its cache) share the batches, so no core
-    waits for another (see _Shared). With one job, batches go through a pipeline in this
-    process (see _pipelined)."""
+    A short input (one batch, or partial batches: the last, or what came before a pause)
+    is coded in this process, up to `in_process` encounters in all; full batches by `jobs`
+    worker processes (bridge/worker.py), each retired and replaced once its own memory has
+    grown past `worker_mb`. At most AHEAD batches per coder are read ahead of the output.
+    With `flush_after` (seconds), a partial batch is coded once the input has been quiet
+    that long, so that a slow producer gets its answers at once. `waiting` is called
+    whenever the next record is not ready yet (to flush the output meanwhile)."""
+    tally = tally if tally is not None else Tally()
+    worker.one_arena()
     order: deque[int] = deque()
-    yield from _in_input_order(_code_batches(kb, _paused(_days_together(items, batch_size, order)), options, jobs),
-                               order)
+    source: Iterable[Record | Pending | _Flush] = _timed(items, flush_after) if flush_after else items
+    batches = _days_together(source, batch_size, order, window=day_window, tally=tally)
+    coders = _Coders(kb, options, batches, batch_size, jobs, worker_mb, in_process, tally)
+    yield from _in_input_order(coders.run(waiting), order)
 
 
-def _code_batches(kb: KB, batches: Iterator[list[Record | Pending]], options: Options, jobs: int) -> Iterator[Coded]:
-    first = next(batches, None)
-    if first is None:
-        return
-    second = next(batches, None)
-    if second is None:
-        yield from code_records(kb, first, options)
-        return
-    if jobs <= 1:
-        yield from _pipelined(kb, _chain([first, second], batches), options)
-        return
-    import multiprocessing
+# ---------------------------------------------------------------------- coders
+class _Coders:
+    """Batches coded by this process and by worker processes, handed on in input order.
 
-    others = set(multiprocessing.active_children())
-    pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(str(kb.root), options))
-    try:
-        yield from _Shared(kb, options, pool, jobs - 1, _chain([first, second], batches)).run()
-    except BaseException:  # an error, or the reader stopped early: stop our busy workers now
-        for child in set(multiprocessing.active_children()) - others:
-            child.terminate()
-        raise
-    finally:
-        # Wait for the workers to end: a worker left behind would hold this process's
-        # output open after it ends.
-        pool.shutdown(wait=True, cancel_futures=True)
+    A feeder thread reads the batches (reading may block: standard input) and routes each:
+    a partial batch (the whole of a short input, its last batch, or what a slow producer
+    sent before a pause) is coded by a thread in this process, as long as this process has
+    coded fewer than `in_process` encounters (it needs no worker, and answers at once); a
+    full batch goes to `jobs` threads, each sending batches to its worker process and
+    waiting for the answer (the pipe lets go of Python's lock meanwhile). So memory stays
+    bounded: this process holds the symbols of at most `in_process` encounters, and each
+    worker is retired once it has grown. The output waits for the next batch in order."""
 
+    def __init__(self, kb: KB, options: Options, batches: Iterator[list[Record | Pending]], size: int, jobs: int,
+                 worker_mb: float, in_process: int, tally: Tally):
+        self.kb, self.options, self.batches, self.size, self.jobs = kb, options, batches, size, jobs
+        self.worker_mb, self.in_process, self.tally = worker_mb, in_process, tally
+        Todo = queue.Queue[tuple[int, list[Record | Pending]] | None]
+        self.here: Todo = queue.Queue()  # batches for this process
+        self.todo: Todo = queue.Queue()  # batches for the workers
+        self.room = threading.Semaphore(AHEAD * (jobs + 1))  # batches read ahead of the output
+        self.done = threading.Condition()  # guards what follows
+        self.results: dict[int, list[Coded] | BaseException] = {}
+        self.fed: int | None = None  # the number of batches, once the input has ended
+        self.failure: BaseException | None = None  # raised by the feeder
+        self.stopping = False
+        self.threads: list[threading.Thread] = []
+        self.processes: list[_Process] = []
+        self.workers = False  # their threads started
 
-# ---------------------------------------------------------------------- one process
-def _pipelined(kb: KB, batches: Iterator[list[Record | Pending]], options: Options) -> Iterator[Coded]:
-    """Batches through one process as a pipeline: while clingo grounds batch i in a
-    second thread (it holds no Python lock while it grounds), this thread finishes batch
-    i - 1 and reads batch i + 1. What calls into clingo (building symbols, reading the
-    answer set) stays out of the overlap: clingo's symbol table is shared by all threads,
-    and contending for it made grounding slower than the overlap saved."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tpkb-ground") as grounder, _prompt_handoff():
-        items = next(batches, None)
-        with paused_gc():
-            batch = _Batch.read(kb, items, options) if items is not None else None
-        decoded: tuple[_Batch, Answer | None] | None = None
-        while batch is not None:
-            with paused_gc():
-                grounding = batch.grounding()
-                grounded: Future | None = grounder.submit(grounding.ground) if grounding is not None else None
-                finished = decoded[0].finish(decoded[1]) if decoded is not None else []
-                items = next(batches, None)
-                upcoming = _Batch.read(kb, items, options) if items is not None else None
-                if grounded is not None:
-                    grounded.result()  # re-raises what grounding raised
-                decoded = (batch, batch.answer(grounding))
-            yield from finished
-            batch = upcoming
-        if decoded is not None:
-            with paused_gc():
-                finished = decoded[0].finish(decoded[1])
-            yield from finished
-
-
-@contextmanager
-def _prompt_handoff() -> Iterator[None]:
-    """While grounding, clingo calls back into Python once per input predicate (to fetch
-    its facts), and waits for Python's lock each time; by default the busy thread keeps
-    it for up to 5 ms per request. Hand it over sooner while the pipeline runs."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(0.0001)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-# ---------------------------------------------------------------------- worker processes
-_WORKER: tuple[KB, Options] | None = None
-
-
-def _start_worker(kb_path: str, options: Options) -> None:
-    global _WORKER
-    gc.disable()  # a worker only codes batches; it collects after each (see _work)
-    _WORKER = (load_kb(kb_path), options)
-
-
-def _work(batch: list[Record | Pending]) -> list[Coded] | Exception:
-    assert _WORKER is not None
-    kb, options = _WORKER
-    try:
-        return code_records(kb, batch, options)
-    except Exception as exc:  # noqa: BLE001 - handed back to the parent, which raises it
-        return exc
-    finally:
-        gc.collect()
-
-
-class _Shared:
-    """Batches shared between this process and the workers: a worker takes the next batch
-    the moment it finishes one (in a completion callback), this process between its own.
-    At most AHEAD batches per process are taken before they are handed on, in input order,
-    so a slow reader of the output holds a few batches, not the whole input."""
-
-    AHEAD = 4
-
-    def __init__(self, kb: KB, options: Options, pool: ProcessPoolExecutor, workers: int,
-                 batches: Iterator[list[Record | Pending]]):
-        self.kb, self.options, self.pool, self.workers, self.batches = kb, options, pool, workers, batches
-        self.lock = threading.Lock()  # what follows is shared with the callbacks
-        self.results: dict[int, Future | list[Coded]] = {}  # batch number -> a worker's or ours
-        self.taken = self.emitted = 0
-        self.exhausted = False
-        self.idle = 0  # workers that found nothing to take (AHEAD reached)
-        self.failure: BaseException | None = None  # raised reading the input in a callback
-
-    def take(self) -> tuple[int, list[Record | Pending]] | None:
-        """The next batch and its number; None at the end of the input, or AHEAD reached.
-        The caller holds the lock."""
-        if self.exhausted or self.taken - self.emitted >= self.AHEAD * (self.workers + 1):
-            return None
+    def run(self, waiting: Callable[[], None] | None) -> Iterator[Coded]:
+        self._thread(self._feed)
+        self._thread(self._code_here)
         try:
-            batch = next(self.batches, None)
-        except BaseException as exc:  # noqa: BLE001 - raised again in run(), not in a callback
-            self.failure, batch = exc, None
-        if batch is None:
-            self.exhausted = True
-            return None
-        self.taken += 1
-        return self.taken - 1, batch
+            emitted = 0
+            while True:
+                with self.done:
+                    if emitted not in self.results and self.failure is None and self.fed != emitted:
+                        if waiting is not None:
+                            waiting()
+                        while emitted not in self.results and self.failure is None and self.fed != emitted:
+                            self.done.wait()
+                    if self.failure is not None:
+                        raise self.failure
+                    if self.fed == emitted:
+                        return
+                    result = self.results.pop(emitted)
+                if isinstance(result, BaseException):
+                    raise result
+                emitted += 1
+                self.room.release()
+                yield from result
+        finally:
+            self._stop()
 
-    def send(self, finished: Future | None = None) -> None:
-        """A worker is free: give it the next batch."""
-        if finished is not None and (finished.cancelled() or finished.exception() is not None):
-            return  # the pool is broken or shutting down; run() reports why
-        with self.lock:
-            item = self.take()
-            if item is None:
-                self.idle += 1
-                return
-            try:
-                future = self.pool.submit(_work, item[1])
-            except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down meanwhile
-                future = Future()
-                future.set_exception(exc)
-            self.results[item[0]] = future
-        future.add_done_callback(self.send)
+    # -- the threads
+    def _thread(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, daemon=True, name=f"tpkb-{target.__name__}")
+        self.threads.append(thread)
+        thread.start()
 
-    def run(self) -> Iterator[Coded]:
-        self.idle = self.workers
-        while True:
-            with self.lock:
-                if self.failure is not None:
-                    raise self.failure
-                free, self.idle = self.idle, 0
-            for _ in range(free):
-                self.send()
-            while True:  # hand on what is ready, in order
-                with self.lock:
-                    result = self.results.get(self.emitted)
-                if result is None or not _ready(result):
-                    break
-                yield from _coded(result)
-                with self.lock:
-                    del self.results[self.emitted]
-                    self.emitted += 1
-            with self.lock:
-                if self.exhausted and self.emitted == self.taken and self.failure is None:
+    def _feed(self) -> None:
+        fed = here = 0
+        held: list[Record | Pending] | None = None  # a full batch: is it the last?
+
+        def route(batch: list[Record | Pending], last: bool) -> None:
+            nonlocal fed, here
+            if (last or len(batch) < self.size) and here + len(batch) <= self.in_process:
+                here += len(batch)
+                self.here.put((fed, batch))
+            else:
+                if not self.workers:
+                    self.workers = True
+                    for _ in range(self.jobs):
+                        self._thread(self._code_in_worker)
+                self.todo.put((fed, batch))
+            fed += 1
+
+        try:
+            while True:
+                while not self.room.acquire(timeout=0.1):
+                    if self.stopping:
+                        return
+                with paused_gc():
+                    batch = next(self.batches, None)
+                if self.stopping:
                     return
-                item = self.take()
-            if item is not None:  # code one here meanwhile
-                coded = code_records(self.kb, item[1], self.options)
-                with self.lock:
-                    self.results[item[0]] = coded
-            elif isinstance(result, Future):  # nothing to code here: wait for the next in order
-                wait([result])
+                if held is not None:  # more input came, or the input ended or paused
+                    route(held, last=not batch)
+                    held = None
+                if batch is None:
+                    break
+                if not batch:  # the input paused, with nothing new to code
+                    self.room.release()
+                elif len(batch) < self.size:
+                    route(batch, last=False)
+                else:
+                    held = batch
+        except BaseException as exc:  # noqa: BLE001 - raised again where the output is read
+            with self.done:
+                self.failure = exc
+                self.done.notify_all()
+        with self.done:
+            self.fed = fed if self.failure is None else self.fed
+            self.done.notify_all()
+        self.here.put(None)
+        for _ in range(self.jobs):
+            self.todo.put(None)
+
+    def _code_here(self) -> None:
+        while (item := self.here.get()) is not None:
+            number, batch = item
+            try:
+                result: list[Coded] | BaseException = code_records(self.kb, batch, self.options)
+            except BaseException as exc:  # noqa: BLE001 - raised again where the output is read
+                result = exc
+            self._deliver(number, result)
+
+    def _code_in_worker(self) -> None:
+        process: _Process | None = None
+        try:
+            while not self.stopping:
+                item = self.todo.get()
+                if item is None:
+                    return
+                number, batch = item
+                result: list[Coded] | BaseException
+                try:
+                    if process is None:
+                        process = self._process()
+                    result, retiring = process.code(batch)
+                except (EOFError, ConnectionError) as exc:  # the process died
+                    result, retiring = (_died(process, exc) if process is not None else exc), True
+                except BaseException as exc:  # noqa: BLE001 - raised again where the output is read
+                    result, retiring = exc, True
+                if retiring and process is not None:
+                    process.close()
+                    process = None
+                self._deliver(number, result)
+        finally:
+            if process is not None:
+                process.close()
+
+    def _process(self) -> _Process:
+        process = _Process(self.kb, self.options, self.worker_mb)
+        with self.done:
+            self.processes.append(process)
+            self.tally.workers_started += 1
+        return process
+
+    def _deliver(self, number: int, result: list[Coded] | BaseException) -> None:
+        with self.done:
+            self.results[number] = result
+            self.done.notify_all()
+
+    def _stop(self) -> None:
+        """The output is done, or its reader stopped early: stop the threads and workers."""
+        self.stopping = True
+        self.here.put(None)
+        for _ in range(self.jobs):
+            self.todo.put(None)
+        with self.done:
+            processes = list(self.processes)
+        for process in processes:
+            process.close()
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
 
 
-def _ready(result: Future | list[Coded]) -> bool:
-    return isinstance(result, list) or result.done()
+def _died(process: _Process, exc: BaseException) -> RuntimeError:
+    code = process.exitcode()
+    how = f" (exit status {code}{': out of memory?' if code in (-9, 137) else ''})" if code is not None else ""
+    return RuntimeError(f"a worker process stopped before it finished its batch{how}: {type(exc).__name__}")
 
 
-def _coded(result: Future | list[Coded]) -> list[Coded]:
-    """A batch's coded records: ours, or as a worker handed them back."""
-    if isinstance(result, list):
-        return result
-    try:
-        coded = result.result()
-    except BrokenProcessPool:
-        raise RuntimeError("a worker process stopped before it finished its batch (out of memory?)") from None
-    if isinstance(coded, Exception):
-        raise coded
-    return coded
+class _Process:
+    """One worker process (bridge/worker.py) and the pipe to it."""
+
+    def __init__(self, kb: KB, options: Options, limit_mb: float):
+        ctx = worker.start_server(str(kb.root))
+        self.conn, theirs = ctx.Pipe()
+        self.process = ctx.Process(target=worker.serve, args=(theirs, str(kb.root), options, limit_mb),
+                                   daemon=True, name="tpkb-worker")
+        self.process.start()
+        theirs.close()
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def code(self, batch: list[Record | Pending]) -> tuple[list[Coded] | BaseException, bool]:
+        self.conn.send(batch)
+        result, retiring = self.conn.recv()
+        return result, retiring
+
+    def exitcode(self) -> int | None:
+        self.process.join(timeout=1)
+        return self.process.exitcode
+
+    def close(self) -> None:
+        with self.lock:  # the worker's thread and a stopping stream may both close it
+            if self.closed:
+                return
+            self.closed = True
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.conn.close()
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=2)
 
 
-def _paused(batches: Iterator[list[Record | Pending]]) -> Iterator[list[Record | Pending]]:
-    """Each batch read (and validated) with the collector paused."""
+# ---------------------------------------------------------------------- reading the input
+class _Flush:
+    """In the input: the producer has been quiet for a while; code what has come."""
+
+
+FLUSH = _Flush()
+
+
+def _timed(items: Iterable[Record | Pending], seconds: float) -> Iterator[Record | Pending | _Flush]:
+    """The items, read in a thread, with FLUSH each time none has come for `seconds`
+    after one did."""
+    arrived: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=10_000)
+
+    def read() -> None:
+        try:
+            for item in items:
+                arrived.put(("item", item))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the reader of the items
+            arrived.put(("error", exc))
+        arrived.put(("end", None))
+
+    threading.Thread(target=read, daemon=True, name="tpkb-read").start()
+    quiet = True
     while True:
-        with paused_gc():
-            batch = next(batches, None)
-        if batch is None:
+        try:
+            kind, value = arrived.get(timeout=None if quiet else seconds)
+        except queue.Empty:
+            quiet = True
+            yield FLUSH
+            continue
+        if kind == "end":
             return
-        yield batch
+        if kind == "error":
+            assert isinstance(value, BaseException)
+            raise value
+        quiet = False
+        yield value  # type: ignore[misc]
 
 
 def _batches(records: Iterable[Record | Pending], size: int) -> Iterator[list[Record | Pending]]:
@@ -351,36 +425,65 @@ def _patient_day(item: Record | Pending) -> tuple[str, str] | None:
     return enc.patient, enc.date.isoformat()
 
 
-def _days_together(items: Iterable[Record | Pending], size: int, order: deque[int]) -> Iterator[list[Record | Pending]]:
-    """Batches of `size` records in which a patient's day is never split: records that name
-    a patient are held back to the end of the input and then batched a whole day at a time
-    (issue 7, item 7), so that the answer never depends on the batch size. The input
-    position of each record batched goes to `order`, for putting the output back in input
-    order. (Holding them costs memory in proportion to such records.)"""
+def _days_together(items: Iterable[Record | Pending | _Flush], size: int, order: deque[int], *,
+                   window: int = DAY_WINDOW, tally: Tally | None = None) -> Iterator[list[Record | Pending]]:
+    """Batches of `size` records in which a patient's day is never split (issue 7, item 7),
+    so that the answer never depends on the batch size. Records that name a patient are
+    held back, a day at a time, until `window` further records have come (or the input
+    ends, or pauses: FLUSH), then batched together; memory stays bounded however long the
+    input. A record of a day already coded (its sessions further apart than the window) is
+    counted in `tally.late_days` and starts the day anew. The input position of each record
+    batched goes to `order`, for putting the output back in input order."""
     batch: list[Record | Pending] = []
     positions: list[int] = []
-    held: dict[tuple[str, str], list[tuple[int, Record | Pending]]] = {}
-    for position, item in enumerate(items):
+    held: dict[tuple[str, str], list[tuple[int, Record | Pending]]] = {}  # oldest day first
+    coded: OrderedDict[tuple[str, str], None] = OrderedDict()  # days released, the latest few
+    position = 0
+
+    def release(members: list[tuple[int, Record | Pending]]) -> Iterator[list[Record | Pending]]:
+        nonlocal batch, positions
+        if batch and len(batch) + len(members) > size:
+            yield take()
+        batch.extend(item for _, item in members)
+        positions.extend(at for at, _ in members)
+
+    def take() -> list[Record | Pending]:
+        nonlocal batch, positions
+        order.extend(positions)
+        done, batch, positions = batch, [], []
+        return done
+
+    for item in items:
+        if isinstance(item, _Flush):  # code all that has come (an empty batch: nothing had)
+            for opened in list(held):
+                coded[opened] = None
+                yield from release(held.pop(opened))
+            yield take()
+            continue
         day = _patient_day(item)
         if day is not None:
+            if day in coded and day not in held and tally is not None:
+                tally.late_days += 1
             held.setdefault(day, []).append((position, item))
-            continue
-        batch.append(item)
-        positions.append(position)
+        else:
+            batch.append(item)
+            positions.append(position)
+        position += 1
+        while held:  # the days opened more than `window` records ago
+            oldest = next(iter(held))
+            if held[oldest][0][0] > position - window:
+                break
+            coded[oldest] = None
+            coded.move_to_end(oldest)
+            if len(coded) > 4 * window:
+                coded.popitem(last=False)
+            yield from release(held.pop(oldest))
         if len(batch) >= size:
-            order.extend(positions)
-            yield batch
-            batch, positions = [], []
+            yield take()
     for members in held.values():
-        if batch and len(batch) + len(members) > size:
-            order.extend(positions)
-            yield batch
-            batch, positions = [], []
-        batch.extend(item for _, item in members)
-        positions.extend(position for position, _ in members)
+        yield from release(members)
     if batch:
-        order.extend(positions)
-        yield batch
+        yield take()
 
 
 def _in_input_order(coded: Iterator[Coded], order: deque[int]) -> Iterator[Coded]:
