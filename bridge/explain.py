@@ -60,25 +60,32 @@ class Graph:
 
 class Known:
     """What one encounter's explanation can rest on: the atoms its rule firings derived,
-    its input facts and the KB's tables, indexed for the patterns rule bodies ask for."""
+    its input facts and the KB's tables, indexed for the patterns rule bodies ask for. The
+    firings about the tables alone and the tables' indexes are the batch's and the KB's,
+    shared by every encounter."""
 
     def __init__(self, kb: KB, answer: Answer, key: int, facts: list[Atom]):
         self.kb = kb
         self.tables = kb.tables.names()
         self.heads: dict[int, Atom] = {}
-        self.by_head: dict[Any, list[Firing]] = defaultdict(list)
+        self.own: dict[Any, list[Firing]] = defaultdict(list)
         self.by_name: dict[str, list[Atom]] = defaultdict(list)
         for firing in answer.firings.get(key, ()):
             head = firing.head()
-            self.by_head[head].append(firing)
+            self.own[head].append(firing)
             self.by_name[head[0]].append(head)
             self.heads[id(firing)] = head
-        for firing in answer.firings.get(0, ()):  # rules about the tables alone
-            self.by_head[firing.head()].append(firing)
+        self.about_tables = answer.table_firings()
         self.inputs = set(facts)
         for fact in facts:
             self.by_name[fact[0]].append(fact)
-        self.indexes: dict[tuple, dict[Any, list[Atom]]] = {}
+
+    def firings(self, atom: Atom) -> list[Firing]:
+        """The firings that derived `atom`: the encounter's own, then those about the tables."""
+        own, shared = self.own.get(atom), self.about_tables.get(atom)
+        if own and shared:
+            return own + shared
+        return own or shared or []
 
     def kind(self, atom: Atom) -> str:
         return "input" if atom in self.inputs else "table" if atom[0] in self.tables else "kb"
@@ -88,32 +95,18 @@ class Known:
         (from the encounter's conclusions and facts, else from the tables)."""
         if not isinstance(atom, Pat):
             return [atom]
-        found = [a for a in self._candidates(atom, False) if matches(atom, a)]
+        found = [a for a in self.by_name.get(atom.name, []) if matches(atom, a)]
         if not found:
-            found = [a for a in self._candidates(atom, True) if matches(atom, a)]
+            found = [a for a in self._table_candidates(atom) if matches(atom, a)]
         return list(dict.fromkeys(found))
 
-    def _candidates(self, pattern: Pat, table: bool) -> list[Atom]:
-        """The known atoms of the pattern's predicate that may fit it: an encounter's own
-        atoms of one predicate are few, and scanned; a table's rows are indexed by the
-        pattern's first bound argument (built on first use)."""
-        if not table:
-            return self.by_name.get(pattern.name, [])
-        rows = self.kb.tables.rows(pattern.name)
+    def _table_candidates(self, pattern: Pat) -> list[Atom]:
+        """The table rows of the pattern's predicate that may fit it, by the pattern's first
+        bound argument (an encounter's own atoms of one predicate are few, and scanned)."""
         for position, value in enumerate(pattern.args, start=1):
             if value is not ANY and not isinstance(value, Pat):
-                return self._index(pattern.name, position, table, rows).get(value, [])
-        return rows
-
-    def _index(self, name: str, position: int, table: bool, atoms: list[Atom]) -> dict[Any, list[Atom]]:
-        key = (name, position, table)
-        index = self.indexes.get(key)
-        if index is None:
-            index = self.indexes[key] = {}
-            for a in atoms:
-                if len(a) > position:
-                    index.setdefault(a[position], []).append(a)
-        return index
+                return self.kb.tables.rows_by(pattern.name, position).get(value, [])
+        return self.kb.tables.rows(pattern.name)
 
 
 class GraphBuilder:
@@ -164,7 +157,7 @@ class GraphBuilder:
         """The nodes that derived `atom`: one per rule firing, or one fact node."""
         if atom in self.atom_nodes:
             return self.atom_nodes[atom]
-        firings = self.known.by_head.get(atom)
+        firings = self.known.firings(atom)
         if firings:
             ids = self.atom_nodes[atom] = []
             ids.extend(self.fired(f) for f in firings)

@@ -129,6 +129,7 @@ class Answer:
     firings: dict[int, list[Firing]] = field(default_factory=lambda: defaultdict(list))
     # the ids of the batch's encounters, by key: a later session's finding names the first
     names: list[str | None] = field(default_factory=list)
+    _table_heads: dict[Atom, list[Firing]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, kb: KB, shown: Iterable[Atom], mode: str) -> Answer:
@@ -144,6 +145,15 @@ class Answer:
             else:
                 atoms[atom[1]].append(atom)
         return answer
+
+    def table_firings(self) -> dict[Atom, list[Firing]]:
+        """The firings of rules about the tables alone (key 0), by head. Every encounter's
+        explanation may rest on them: built once per batch, not once per encounter."""
+        if self._table_heads is None:
+            self._table_heads = defaultdict(list)
+            for firing in self.firings.get(0, ()):
+                self._table_heads[firing.head()].append(firing)
+        return self._table_heads
 
     def fired(self, key: int) -> set[str]:
         return {f.rule.id for f in self.firings.get(key, ())}

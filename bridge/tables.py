@@ -49,6 +49,8 @@ class Tables:
     index: dict[Signature, dict[object, bytes]] = field(default_factory=dict)
     _buckets: dict[tuple[Signature, object], list[Atom]] = field(default_factory=dict, repr=False, compare=False)
     _by_name: dict[str, list[Atom]] = field(default_factory=dict, repr=False, compare=False)
+    _by_value: dict[tuple[str, int], dict[object, list[Atom]]] = field(default_factory=dict, repr=False,
+                                                                         compare=False)
 
     def __post_init__(self) -> None:
         known = set(self.program_strings)
@@ -79,6 +81,17 @@ class Tables:
             rows = self._by_name[name] = [row for table in self.tables.values() if table.name == name
                                           for row in self._rows(table)]
         return rows
+
+    def rows_by(self, name: str, position: int) -> dict[object, list[Atom]]:
+        """Every row of predicate `name`, by its value at `position` (1 = first argument):
+        built on first use and kept, as the tables never change."""
+        index = self._by_value.get((name, position))
+        if index is None:
+            index = self._by_value[(name, position)] = {}
+            for row in self.rows(name):
+                if len(row) > position:
+                    index.setdefault(row[position], []).append(row)
+        return index
 
     def all_rows(self) -> Iterable[Atom]:
         for table in self.tables.values():
