@@ -30,7 +30,7 @@ from .render import as_dot_graphs, as_json, as_text
 from .stream import DAY_WINDOW, Coded, Options, Tally, code_stream, default_jobs
 
 FORMATS = click.Choice(["text", "json", "jsonl"])
-BATCH, EXPLAIN_BATCH = 1000, 500  # encounters per solve; explaining instruments every rule
+BATCH = 500  # encounters per solve, with or without --explain (a worker at its height: about 75 MB)
 FLUSH_AFTER = 0.2  # seconds of quiet on standard input before a partial batch is coded
 
 
@@ -173,12 +173,12 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--explain", is_flag=True, help="Include each encounter's explanation (the summary; --full for all).")
 @click.option("--full", is_flag=True, help="With --explain: every rule firing and fact, plumbing included.")
-@click.option("--batch-size", type=click.IntRange(1), default=None, show_default="1000, or 500 with --explain",
-              help="Encounters grounded and solved together in one program. With --explain every rule is "
-              "instrumented and a batch weighs several times more, so its default batch is smaller.")
+@click.option("--batch-size", type=click.IntRange(1), default=BATCH, show_default=True,
+              help="Encounters grounded and solved together in one program. Larger batches take more memory "
+                   "in each process for no more speed.")
 @click.option("--jobs", type=click.IntRange(1), default=default_jobs, show_default="the number of cores, at most 8",
-              help="Processes coding batches at once. This one codes the first batches; then worker processes, "
-                   "each replaced by a fresh one once it has grown, so memory stays flat however long the input.")
+              help="Worker processes coding batches at once, beside this one, which codes the first. Each worker is "
+                   "replaced by a fresh one once it has grown, so memory stays flat however long the input.")
 @click.option("--dask", default=None, metavar="ADDRESS", help="Solve the batches on a Dask cluster: its scheduler's "
               "address (tcp://host:8786), or 'local' for a new local cluster of --jobs worker processes. "
               "Needs pip install 'tpkb[dask]'.")
@@ -187,13 +187,12 @@ def _run(ctx: Ctx, paths: tuple[str, ...], fmt: str, options: Options, batch_siz
                    "waiting for a full batch (0: wait).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (it is shown only on a terminal anyway).")
 @click.pass_obj
-def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int | None,
+def code(ctx: Ctx, paths: tuple[str, ...], fmt: str, explain: bool, full: bool, batch_size: int,
          jobs: int, dask: str | None, flush_after: float, quiet: bool) -> None:
     """Code encounter or case files (YAML, JSON, JSONL; directories; '-' for JSONL on stdin)."""
     render = partial(as_text, full=full) if fmt == "text" else partial(as_json, full=full)
-    size = batch_size or (EXPLAIN_BATCH if explain else BATCH)
     ctx.quiet = quiet
-    _run(ctx, paths, fmt, Options(explain=explain, render=render), size, jobs, dask, flush_after)
+    _run(ctx, paths, fmt, Options(explain=explain, render=render), batch_size, jobs, dask, flush_after)
 
 
 @main.command()
@@ -216,7 +215,7 @@ def explain(ctx: Ctx, paths: tuple[str, ...], fmt: str, full: bool, depth: int |
         _graph(ctx, paths, fmt, full)
         return
     render = partial(as_text, full=full, depth=depth) if fmt == "text" else partial(as_json, full=full)
-    _run(ctx, paths, fmt, Options(explain=True, render=render), EXPLAIN_BATCH, default_jobs())
+    _run(ctx, paths, fmt, Options(explain=True, render=render), BATCH, default_jobs())
 
 
 def _per_encounter(ctx: Ctx, paths: tuple[str, ...], fmt: str, answer: Callable[[Encounter], Any]) -> None:

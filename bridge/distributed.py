@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .api import default_kb_path, load_kb
-from .cli import BATCH, EXPLAIN_BATCH
+from .cli import BATCH
 from .engine import KBError
 from .kb import KB
 from .load import Pending, Problem, Record
@@ -291,14 +291,14 @@ def code_bag(bag: dask.bag.Bag, kb: KB | str | Path | None = None, *, explain: b
     `kb` is the KB folder (default: $TPKB_KB, else the bundled KB), or the KB loaded from
     it: the workers load it from that folder, and refuse to code unless it is the same.
     `explain` and `full` are those of tpkb code; each partition is coded in batches of
-    `batch_size` (1000; 500 with explain), one solve each. The records that name a patient
+    `batch_size` (500), one solve each. The records that name a patient
     go, by (patient, date), through `patient_partitions` extra partitions (at most 16 by
     default), where each day is coded in one batch, and are put back in place."""
     import dask.bag as db
 
     parts = bag.to_delayed(optimize_graph=True)
     coded = _coded_partitions(parts, functools.partial(_split_items, name=name), KBSource.at(kb),
-                              _json_options(explain, full), batch_size or (EXPLAIN_BATCH if explain else BATCH),
+                              _json_options(explain, full), batch_size or BATCH,
                               patient_partitions)
     return db.from_delayed([_delayed(_as_dicts)(plain, *held) for plain, held, _ in coded])
 
@@ -326,7 +326,7 @@ def code_dataframe(frame: dask.dataframe.DataFrame, kb: KB | str | Path | None =
     parts = frame.to_delayed(optimize_graph=True)
     split = functools.partial(_split_frame, column=column, name=name)
     coded = _coded_partitions(parts, split, KBSource.at(kb), _json_options(explain, full),
-                              batch_size or (EXPLAIN_BATCH if explain else BATCH), patient_partitions)
+                              batch_size or BATCH, patient_partitions)
     meta = _as_frame(frame._meta.index, [])
     frames = [_delayed(_as_frame)(index, plain, *held) for plain, held, index in coded]
     return dd.from_delayed(frames, meta=meta, divisions=frame.divisions)

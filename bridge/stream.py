@@ -107,8 +107,8 @@ def default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-IN_PROCESS = 1000  # encounters this process codes itself: a short input, partial batches
-WORKER_MB = 60  # a worker whose own memory has grown past this (MB) retires after its batch
+IN_PROCESS = 1000  # encounters this process codes itself: a short input, batches after a pause, the first
+WORKER_MB = 45  # a worker whose own memory has grown past this (MB) retires after its batch
 DAY_WINDOW = 10_000  # input records a patient's day is held open for its other sessions
 AHEAD = 3  # batches per coder taken ahead of the one next handed on
 
@@ -121,17 +121,18 @@ class Tally:
     workers_started: int = 0
 
 
-def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 1000,
+def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, batch_size: int = 500,
                 jobs: int = 1, flush_after: float | None = None, day_window: int = DAY_WINDOW,
                 worker_mb: float = WORKER_MB, in_process: int = IN_PROCESS, tally: Tally | None = None,
                 waiting: Callable[[], None] | None = None) -> Iterator[Coded]:
     """Code records in batches (each one solve) and yield each coded, in input order, with
     memory bounded however long the input.
 
-    A short input (one batch, or partial batches: the last, or what came before a pause)
-    is coded in this process, up to `in_process` encounters in all; full batches by `jobs`
-    worker processes (bridge/worker.py), each retired and replaced once its own memory has
-    grown past `worker_mb`. At most AHEAD batches per coder are read ahead of the output.
+    A batch that comes while this process is idle (a short input, what came before a
+    pause, the first of a long input) is coded in this process, up to `in_process`
+    encounters in all; the others by `jobs` worker processes (bridge/worker.py), each
+    retired and replaced once its own memory has grown past `worker_mb`. At most AHEAD
+    batches per coder are read ahead of the output.
     With `flush_after` (seconds), a partial batch is coded once the input has been quiet
     that long, so that a slow producer gets its answers at once. `waiting` is called
     whenever the next record is not ready yet (to flush the output meanwhile)."""
@@ -149,10 +150,10 @@ class _Coders:
     """Batches coded by this process and by worker processes, handed on in input order.
 
     A feeder thread reads the batches (reading may block: standard input) and routes each:
-    a partial batch (the whole of a short input, its last batch, or what a slow producer
-    sent before a pause) is coded by a thread in this process, as long as this process has
-    coded fewer than `in_process` encounters (it needs no worker, and answers at once); a
-    full batch goes to `jobs` threads, each sending batches to its worker process and
+    a batch read while this process's coder is idle is coded by a thread here, up to
+    `in_process` encounters in all (a short input, what a slow producer sent before a
+    pause, the first batch of a long one while the workers start: none waits for a worker);
+    any other batch goes to `jobs` threads, each sending batches to its worker process and
     waiting for the answer (the pipe lets go of Python's lock meanwhile). So memory stays
     bounded: this process holds the symbols of at most `in_process` encounters, and each
     worker is retired once it has grown. The output waits for the next batch in order."""
@@ -173,6 +174,7 @@ class _Coders:
         self.threads: list[threading.Thread] = []
         self.processes: list[_Process] = []
         self.workers = False  # their threads started
+        self.here_busy = 0  # batches handed to this process's coder and not yet coded
 
     def run(self, waiting: Callable[[], None] | None) -> Iterator[Coded]:
         self._thread(self._feed)
@@ -207,11 +209,13 @@ class _Coders:
 
     def _feed(self) -> None:
         fed = here = 0
-        held: list[Record | Pending] | None = None  # a full batch: is it the last?
 
-        def route(batch: list[Record | Pending], last: bool) -> None:
+        def route(batch: list[Record | Pending]) -> None:
             nonlocal fed, here
-            if (last or len(batch) < self.size) and here + len(batch) <= self.in_process:
+            with self.done:  # this process codes it if idle, no worker started, within its budget
+                mine = not self.workers and not self.here_busy and here + len(batch) <= self.in_process
+                self.here_busy += mine
+            if mine:
                 here += len(batch)
                 self.here.put((fed, batch))
             else:
@@ -231,17 +235,12 @@ class _Coders:
                     batch = next(self.batches, None)
                 if self.stopping:
                     return
-                if held is not None:  # more input came, or the input ended or paused
-                    route(held, last=not batch)
-                    held = None
                 if batch is None:
                     break
-                if not batch:  # the input paused, with nothing new to code
+                if batch:
+                    route(batch)
+                else:  # the input paused, with nothing new to code
                     self.room.release()
-                elif len(batch) < self.size:
-                    route(batch, last=False)
-                else:
-                    held = batch
         except BaseException as exc:  # noqa: BLE001 - raised again where the output is read
             with self.done:
                 self.failure = exc
@@ -260,7 +259,11 @@ class _Coders:
                 result: list[Coded] | BaseException = code_records(self.kb, batch, self.options)
             except BaseException as exc:  # noqa: BLE001 - raised again where the output is read
                 result = exc
+            del batch
             self._deliver(number, result)
+            worker.release_memory()
+            with self.done:
+                self.here_busy -= 1
 
     def _code_in_worker(self) -> None:
         process: _Process | None = None
