@@ -128,9 +128,9 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
     """Code records in batches (each one solve) and yield each coded, in input order, with
     memory bounded however long the input.
 
-    A batch that comes while this process is idle (a short input, what came before a
-    pause, the first of a long input) is coded in this process, up to `in_process`
-    encounters in all; the others by `jobs` worker processes (bridge/worker.py), each
+    A batch that comes while this process is idle and no worker has started (a short input,
+    what came before a pause, the first batch of a long input) is coded in this process,
+    up to `in_process` encounters in all; the others by `jobs` worker processes (bridge/worker.py), each
     retired and replaced once its own memory has grown past `worker_mb`. At most AHEAD
     batches per coder are read ahead of the output.
     With `flush_after` (seconds), a partial batch is coded once the input has been quiet
@@ -141,7 +141,7 @@ def code_stream(kb: KB, items: Iterable[Record | Pending], options: Options, *, 
     order: deque[int] = deque()
     source: Iterable[Record | Pending | _Flush] = _timed(items, flush_after) if flush_after else items
     batches = _days_together(source, batch_size, order, window=day_window, tally=tally)
-    coders = _Coders(kb, options, batches, batch_size, jobs, worker_mb, in_process, tally)
+    coders = _Coders(kb, options, batches, jobs, worker_mb, in_process, tally)
     yield from _in_input_order(coders.run(waiting), order)
 
 
@@ -150,17 +150,18 @@ class _Coders:
     """Batches coded by this process and by worker processes, handed on in input order.
 
     A feeder thread reads the batches (reading may block: standard input) and routes each:
-    a batch read while this process's coder is idle is coded by a thread here, up to
-    `in_process` encounters in all (a short input, what a slow producer sent before a
-    pause, the first batch of a long one while the workers start: none waits for a worker);
-    any other batch goes to `jobs` threads, each sending batches to its worker process and
-    waiting for the answer (the pipe lets go of Python's lock meanwhile). So memory stays
-    bounded: this process holds the symbols of at most `in_process` encounters, and each
-    worker is retired once it has grown. The output waits for the next batch in order."""
+    a batch read while this process's coder is idle and no worker has started is coded by
+    a thread here, up to `in_process` encounters in all (a short input, what a slow
+    producer sent before a pause, the first batch of a long one while the workers start:
+    none waits for a worker); any other batch goes to `jobs` threads, each sending batches
+    to its worker process and waiting for the answer (the pipe lets go of Python's lock
+    meanwhile). So memory stays bounded: this process holds the symbols of at most
+    `in_process` encounters and codes nothing once the workers run, and each worker is
+    retired once it has grown. The output waits for the next batch in order."""
 
-    def __init__(self, kb: KB, options: Options, batches: Iterator[list[Record | Pending]], size: int, jobs: int,
+    def __init__(self, kb: KB, options: Options, batches: Iterator[list[Record | Pending]], jobs: int,
                  worker_mb: float, in_process: int, tally: Tally):
-        self.kb, self.options, self.batches, self.size, self.jobs = kb, options, batches, size, jobs
+        self.kb, self.options, self.batches, self.jobs = kb, options, batches, jobs
         self.worker_mb, self.in_process, self.tally = worker_mb, in_process, tally
         Todo = queue.Queue[tuple[int, list[Record | Pending]] | None]
         self.here: Todo = queue.Queue()  # batches for this process

@@ -72,7 +72,7 @@ def test_batches_come_out_in_input_order_and_few_are_read_ahead(monkeypatch: pyt
             taken.append(n)
             yield [n]
 
-    coders = stream._Coders(None, OPTIONS, batches(), 1, 2, 1e9, 0, Tally())  # type: ignore[arg-type]
+    coders = stream._Coders(None, OPTIONS, batches(), 2, 1e9, 0, Tally())  # type: ignore[arg-type]
     out = coders.run(None)
     first = next(out)
     held = len(taken)  # batches read by the time the first one is handed on
@@ -84,7 +84,7 @@ def test_batches_come_out_in_input_order_and_few_are_read_ahead(monkeypatch: pyt
 def test_a_worker_that_died_is_an_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream, "_Process", FakeProcess)
     batches: list = [[1], ["die"], [3]]
-    coders = stream._Coders(None, OPTIONS, iter(batches), 1, 2, 1e9, 0, Tally())  # type: ignore[arg-type]
+    coders = stream._Coders(None, OPTIONS, iter(batches), 2, 1e9, 0, Tally())  # type: ignore[arg-type]
     out = coders.run(None)
     assert next(out).text == "worker 1"
     with pytest.raises(RuntimeError, match=r"a worker process stopped before it finished its batch \(exit status "
@@ -108,6 +108,22 @@ def test_short_input_is_coded_in_this_process(kb, monkeypatch: pytest.MonkeyPatc
     items = [line(i) for i in range(25)]
     assert len(list(code_stream(kb, items, OPTIONS, batch_size=25, jobs=2))) == 25  # one full batch, the last
     assert len(list(code_stream(kb, items, OPTIONS, batch_size=100, jobs=2))) == 25  # one partial batch
+
+
+def test_once_a_worker_has_started_this_process_codes_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process codes the first batch while the workers start; after that it only
+    reads and writes, so that its memory stays that of the KB (the bound of bench/memory.py)."""
+    monkeypatch.setattr(stream, "_Process", FakeProcess)
+
+    def here(_kb: object, batch: list, _options: object) -> list[Coded]:
+        if batch == [0]:
+            time.sleep(0.3)  # still busy when the second batch comes: that one starts the workers
+        return [Coded(True, (), f"here {item}") for item in batch]
+
+    monkeypatch.setattr(stream, "code_records", here)
+    batches = iter([[n] for n in range(20)])
+    coders = stream._Coders(None, OPTIONS, batches, 2, 1e9, 1000, Tally())  # type: ignore[arg-type]
+    assert [c.text for c in coders.run(None)] == ["here 0"] + [f"worker {n}" for n in range(1, 20)]
 
 
 def batched(items: list, size: int, window: int) -> tuple[list[list], Tally, deque[int]]:
