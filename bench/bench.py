@@ -8,9 +8,10 @@ What is timed (each a whole process, as a user runs it):
    clingo executable (`python -m clingo`, the one the clingo package installs) solving
    that encounter's facts with kb/main.lp and all its tables;
 2. N random encounters from one JSONL file (bench/generate.py): `tpkb code --format jsonl`
-   as shipped (default jobs: worker processes), in one process (`--jobs 1`: batches of
-   1,000 in a pipeline) and in one process with one solve (`--jobs 1 --batch-size N`),
-   against raw clingo on the same facts;
+   as shipped (default jobs: this process codes the first batch of 500 while the worker
+   processes start, one per core, and they code the rest), with one worker (`--jobs 1`)
+   and in this process with one solve (`--jobs 1 --batch-size N`), against raw clingo on
+   the same facts;
 3. `tpkb code --explain --format jsonl` on explain-n encounters against the same run
    without --explain, and the JSON bytes per encounter.
 
