@@ -78,18 +78,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ENV, GENERATE, ROOT, TPKB, report
+
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the bridge of this checkout
 
-TPKB = [sys.executable, "-m", "bridge"]
 XCLINGO_PIN = "xclingo==2.0b24"
 XCLINGO_VENV = ROOT / ".tpkb" / "venv-xclingo"  # .tpkb/ is ignored by git
 XCLINGO_DIR = ROOT / "bench" / "xclingo"
 TRACED = XCLINGO_DIR / "tpkb_traced.lp"
 EXPLAIN = XCLINGO_DIR / "explain.py"
 WARM = 20  # encounters of the warm-up run of each command
-# Python writes bytecode on first import, as it does for any user (as bench/bench.py).
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 # ---------------------------------------------------------------------- timing
@@ -136,18 +134,6 @@ def measure(commands: dict[str, list[str]], warm: dict[str, list[str]], repeat: 
             elapsed, timed.err[name] = run(cmd, out)
             timed.times[name].append(elapsed)
     return timed
-
-
-def report(title: str, times: dict[str, list[float]], baseline: str, count: int) -> None:
-    """As bench/bench.py: each command's best and median time, and its ratio to the baseline
-    as the median of the per-round ratios and as the ratio of the best times."""
-    print(f"\n{title}")
-    base = times[baseline]
-    for name, values in times.items():
-        best, median = min(values), statistics.median(values)
-        ratio = statistics.median(v / b for v, b in zip(values, base))
-        print(f"  {name:40s} best {best:7.3f} s  median {median:7.3f} s {count / median:6.0f}/s  "
-              f"ratio {ratio:6.2f} (best to best {best / min(base):6.2f})")
 
 
 # ---------------------------------------------------------------------- 1. one Control per encounter
@@ -372,7 +358,7 @@ def compare_all(args: argparse.Namespace, python: Path, work: Path) -> None:
 
     jsonl = work / "encounters.jsonl"
     with jsonl.open("w") as out:
-        subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), str(args.n), str(args.seed)],
+        subprocess.run([*GENERATE, str(args.n), str(args.seed)],
                        stdout=out, check=True)
     small = work / "warm.jsonl"
     small.write_text("".join(jsonl.read_text().splitlines(keepends=True)[:WARM]))

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TPKB = [sys.executable, "-m", "bridge"]
+from common import ENV, GENERATE, ROOT, TPKB, report
+
 CLINGO = [sys.executable, "-m", "clingo"]
 
 
@@ -48,9 +47,6 @@ def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float,
     return elapsed, proc.stdout or b""
 
 
-# Python writes bytecode on first import, as it does for any user; a shell that sets
-# PYTHONDONTWRITEBYTECODE would instead compile tpkb's modules on every run.
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def facts_file(source: Path, dest: Path) -> int:
@@ -68,21 +64,6 @@ def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, list[float
         for name, cmd in commands.items():
             times[name].append(run(cmd)[0])
     return times
-
-
-def report(title: str, times: dict[str, list[float]], baseline: str, count: int) -> None:
-    """Best and median time of each command; its ratio to the baseline as the median of
-    the per-round ratios (each round ran every command once, one after another, so a
-    round's ratio holds when the machine's speed drifts between rounds) and as the
-    ratio of the best times."""
-    print(f"\n{title}")
-    base = times[baseline]
-    for name, values in times.items():
-        best, median = min(values), statistics.median(values)
-        ratio = statistics.median(v / b for v, b in zip(values, base))
-        rate = f"{count / median:6.0f}/s" if count > 1 else " " * 8
-        print(f"  {name:36s} best {best:6.3f} s  median {median:6.3f} s {rate}  "
-              f"ratio {ratio:5.2f} (best to best {best / min(base):5.2f})")
 
 
 def main() -> None:
@@ -113,7 +94,7 @@ def main() -> None:
 
     jsonl = work / "encounters.jsonl"
     with jsonl.open("w") as out:
-        subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), str(args.n), str(args.seed)],
+        subprocess.run([*GENERATE, str(args.n), str(args.seed)],
                        stdout=out, check=True)
     batch_facts = work / "facts.lp"
     n_facts = facts_file(jsonl, batch_facts)

@@ -19,11 +19,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+from common import ENV, GENERATE, ROOT
 
 
 def tree(pid: int) -> list[int]:
@@ -63,7 +60,7 @@ def stream(n: int, jobs: int | None, seed: int, every: float) -> dict:
     cmd = [sys.executable, "-m", "bridge", "code", "-", "--format", "jsonl", "--quiet"]
     if jobs:
         cmd += ["--jobs", str(jobs)]
-    source = subprocess.Popen([sys.executable, str(ROOT / "bench" / "generate.py"), str(n), str(seed)],
+    source = subprocess.Popen([*GENERATE, str(n), str(seed)],
                               stdout=subprocess.PIPE)
     proc = subprocess.Popen(cmd, stdin=source.stdout, stdout=subprocess.PIPE, cwd=ROOT, env=ENV)
     assert source.stdout is not None and proc.stdout is not None
